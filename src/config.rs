@@ -1,0 +1,116 @@
+//! Policy knobs (API.md §2) with the contract's defaults.
+
+use std::time::Duration;
+
+/// How hard SQLite syncs each commit to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `synchronous=FULL`: an acknowledged commit survives power loss (the default).
+    Full,
+    /// `synchronous=NORMAL`: in WAL mode, a commit survives a process crash but the last
+    /// commits may be lost on power loss.
+    Normal,
+}
+
+/// Configuration of a [`crate::Booking`] handle. Build with `Config::default()` and the
+/// `with_*` methods, or set the public fields.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// How long a held seat stays reserved for its holder.
+    pub hold_ttl: Duration,
+    /// Users admitted (active) at once.
+    pub max_active: u32,
+    /// Newly admitted users per minute, on top of `max_active`; 0 means no limit.
+    pub admit_per_minute: u32,
+    /// How long an admitted user stays active, from admission.
+    pub active_ttl: Duration,
+    /// A waiting entry not polled for this long drops out.
+    pub idle_timeout: Duration,
+    /// Live holds one user may have per showtime.
+    pub max_holds_per_user: u32,
+    /// Largest single charge.
+    pub max_charge: i64,
+    /// A wallet never exceeds this.
+    pub max_balance: i64,
+    /// After this the JWT itself is rejected.
+    pub jwt_lifetime: Duration,
+    /// The JWT signing secret; `None` uses the secret stored in the database (created once).
+    pub jwt_secret: Option<Vec<u8>>,
+    /// How long a write waits for another process's write lock before failing with `busy`.
+    pub busy_timeout: Duration,
+    /// Commit durability.
+    pub durability: Durability,
+    /// Pooled read connections.
+    pub read_connections: u32,
+    /// How long Idempotency-Key records are kept (at least 24 h by contract).
+    pub idempotency_retention: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            hold_ttl: Duration::from_secs(5 * 60),
+            max_active: 100,
+            admit_per_minute: 0,
+            active_ttl: Duration::from_secs(10 * 60),
+            idle_timeout: Duration::from_secs(5 * 60),
+            max_holds_per_user: 4,
+            max_charge: 10_000_000,
+            max_balance: 1_000_000_000,
+            jwt_lifetime: Duration::from_secs(24 * 3600),
+            jwt_secret: None,
+            busy_timeout: Duration::from_secs(5),
+            durability: Durability::Full,
+            read_connections: 8,
+            idempotency_retention: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl Config {
+    /// Sets the hold TTL.
+    pub fn with_hold_ttl(mut self, d: Duration) -> Self {
+        self.hold_ttl = d;
+        self
+    }
+    /// Sets how many users may be active at once.
+    pub fn with_max_active(mut self, n: u32) -> Self {
+        self.max_active = n;
+        self
+    }
+    /// Sets the admission rate limit (per minute; 0 = none).
+    pub fn with_admit_per_minute(mut self, n: u32) -> Self {
+        self.admit_per_minute = n;
+        self
+    }
+    /// Sets how long an admitted user stays active.
+    pub fn with_active_ttl(mut self, d: Duration) -> Self {
+        self.active_ttl = d;
+        self
+    }
+    /// Sets how long an unpolled waiting entry survives.
+    pub fn with_idle_timeout(mut self, d: Duration) -> Self {
+        self.idle_timeout = d;
+        self
+    }
+    /// Sets the most live holds per user per showtime.
+    pub fn with_max_holds_per_user(mut self, n: u32) -> Self {
+        self.max_holds_per_user = n;
+        self
+    }
+    /// Sets the JWT signing secret.
+    pub fn with_jwt_secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
+        self.jwt_secret = Some(secret.into());
+        self
+    }
+    /// Sets commit durability.
+    pub fn with_durability(mut self, d: Durability) -> Self {
+        self.durability = d;
+        self
+    }
+    /// Sets the busy timeout.
+    pub fn with_busy_timeout(mut self, d: Duration) -> Self {
+        self.busy_timeout = d;
+        self
+    }
+}

@@ -1,0 +1,198 @@
+//! Housekeeping and self-checks: `sweep` tidies rows whose time has passed (nothing depends on
+//! it having run), `verify` checks every invariant of the contract, and `stats` feeds metrics.
+
+use crate::config::Config;
+use crate::db::{ms, Now};
+use crate::error::Result;
+use crate::{idempotency, payments, queue, tickets, Booking};
+use rusqlite::{params, Connection};
+use serde::Serialize;
+
+/// What a sweep tidied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SweepReport {
+    /// Lapsed holds marked expired (their seats freed).
+    pub expired_holds: u64,
+    /// Lapsed queue entries marked expired.
+    pub expired_entries: u64,
+    /// Idempotency keys past retention removed.
+    pub removed_idempotency_keys: u64,
+}
+
+/// One broken invariant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// Which invariant (a stable snake_case name).
+    pub invariant: &'static str,
+    /// What exactly is wrong, naming the seat, wallet, ticket or payment.
+    pub detail: String,
+}
+
+/// The result of [`Booking::verify`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    /// True when no invariant is broken.
+    pub ok: bool,
+    /// Every violation found.
+    pub violations: Vec<Violation>,
+}
+
+/// Live figures for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Waiting entries.
+    pub waiting: i64,
+    /// Active entries.
+    pub active: i64,
+    /// Holds live now.
+    pub live_holds: i64,
+    /// Payments ever made.
+    pub payments: i64,
+}
+
+fn sweep(c: &Connection, now: Now, cfg: &Config) -> Result<SweepReport> {
+    let holds = tickets::sweep(c, now)?;
+    let entries = queue::sweep(c, now, cfg)?;
+    let keys = idempotency::sweep(c, now.ms - ms(cfg.idempotency_retention))?;
+    Ok(SweepReport {
+        expired_holds: holds as u64,
+        expired_entries: entries as u64,
+        removed_idempotency_keys: keys as u64,
+    })
+}
+
+/// Each invariant as a query returning (detail) rows, one per violation.
+const CHECKS: &[(&str, &str)] = &[
+    (
+        "one_live_ticket_per_seat",
+        "SELECT 'seat ' || seat_id || ' has ' || COUNT(*) || ' live tickets' FROM tickets
+         WHERE status = 'paid' OR (status = 'held' AND held_until > ?1)
+         GROUP BY seat_id HAVING COUNT(*) > 1",
+    ),
+    (
+        "sold_seat_has_one_paid_ticket_and_payment",
+        "SELECT 'seat ' || s.id || ' is sold with ' || x.paid || ' paid tickets and ' || x.pays || ' payments'
+         FROM seats s JOIN (
+            SELECT seat.id AS id,
+              (SELECT COUNT(*) FROM tickets t WHERE t.seat_id = seat.id AND t.status = 'paid') AS paid,
+              (SELECT COUNT(*) FROM payments p JOIN tickets t ON t.id = p.ticket_id WHERE t.seat_id = seat.id) AS pays
+            FROM seats seat WHERE seat.sold = 1) x ON x.id = s.id
+         WHERE x.paid <> 1 OR x.pays <> 1",
+    ),
+    (
+        "paid_ticket_has_sold_seat",
+        "SELECT 'ticket ' || t.id || ' is paid but seat ' || t.seat_id || ' is not sold to it'
+         FROM tickets t JOIN seats s ON s.id = t.seat_id
+         WHERE t.status = 'paid' AND (s.sold = 0 OR s.ticket_id IS NOT t.id)",
+    ),
+    (
+        "paid_ticket_has_payment",
+        "SELECT 'ticket ' || t.id || ' is paid but has no payment'
+         FROM tickets t LEFT JOIN payments p ON p.ticket_id = t.id
+         WHERE t.status = 'paid' AND p.id IS NULL",
+    ),
+    (
+        "live_hold_is_the_seats_claim",
+        "SELECT 'ticket ' || t.id || ' holds seat ' || t.seat_id || ' but the seat does not carry it'
+         FROM tickets t JOIN seats s ON s.id = t.seat_id
+         WHERE t.status = 'held' AND t.held_until > ?1 AND (s.ticket_id IS NOT t.id OR s.held_until IS NOT t.held_until)",
+    ),
+    (
+        "wallet_equals_ledger",
+        "SELECT 'wallet ' || w.user_id || ' balance ' || w.balance || ' but ledger sums to ' || COALESCE(l.total, 0)
+         FROM wallets w LEFT JOIN (SELECT user_id, SUM(amount) AS total FROM point_ledger GROUP BY user_id) l
+           ON l.user_id = w.user_id
+         WHERE w.balance <> COALESCE(l.total, 0)",
+    ),
+    (
+        "ledger_has_wallet",
+        "SELECT 'ledger rows of ' || user_id || ' have no wallet' FROM point_ledger
+         WHERE user_id NOT IN (SELECT user_id FROM wallets) GROUP BY user_id",
+    ),
+    (
+        "balance_within_limits",
+        "SELECT 'wallet ' || user_id || ' balance ' || balance || ' is outside 0..' || ?2
+         FROM wallets WHERE balance < 0 OR balance > ?2",
+    ),
+    (
+        "payment_matches_ticket",
+        "SELECT 'payment ' || p.id || ' of ' || p.amount || ' for ticket ' || p.ticket_id ||
+                ' (price ' || t.price || ', status ' || t.status || ')'
+         FROM payments p JOIN tickets t ON t.id = p.ticket_id
+         WHERE p.amount <> t.price OR t.status <> 'paid' OR p.user_id <> t.user_id",
+    ),
+    (
+        "payment_has_ledger_row",
+        "SELECT 'payment ' || p.id || ' has no matching ledger row'
+         FROM payments p LEFT JOIN point_ledger l ON l.payment_id = p.id
+         WHERE l.id IS NULL OR l.amount <> -p.amount OR l.user_id <> p.user_id",
+    ),
+    (
+        "showtime_sold_count",
+        "SELECT 'showtime ' || s.id || ' counts ' || s.sold_seats || ' sold seats but has ' || COUNT(seat.id)
+         FROM showtimes s LEFT JOIN seats seat ON seat.showtime_id = s.id AND seat.sold = 1
+         GROUP BY s.id HAVING s.sold_seats <> COUNT(seat.id)",
+    ),
+    (
+        "foreign_keys",
+        "SELECT 'row ' || rowid || ' of ' || \"table\" || ' points at a missing ' || parent
+         FROM pragma_foreign_key_check",
+    ),
+];
+
+fn verify(c: &Connection, now: Now, cfg: &Config) -> Result<VerifyReport> {
+    let mut violations = Vec::new();
+    for (invariant, sql) in CHECKS {
+        let mut stmt = c.prepare(sql)?;
+        let n = stmt.parameter_count();
+        let rows: Vec<String> = if n == 0 {
+            stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+        } else if n == 1 {
+            stmt.query_map([now.ms], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+        } else {
+            stmt.query_map(params![now.ms, cfg.max_balance], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        violations.extend(rows.into_iter().map(|detail| Violation { invariant, detail }));
+    }
+    let integrity: Vec<String> = c
+        .prepare("PRAGMA integrity_check")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if integrity != ["ok"] {
+        violations.extend(integrity.into_iter().map(|detail| Violation {
+            invariant: "sqlite_integrity_check",
+            detail,
+        }));
+    }
+    Ok(VerifyReport {
+        ok: violations.is_empty(),
+        violations,
+    })
+}
+
+impl Booking {
+    /// Marks lapsed holds and queue entries expired, admits waiting users into freed slots, and
+    /// forgets old idempotency keys. Correctness never depends on this having run.
+    pub fn sweep(&self) -> Result<SweepReport> {
+        self.db.write(|c, now| sweep(c, now, &self.cfg))
+    }
+
+    /// Checks every invariant (see the contract) and SQLite's integrity.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        self.db.read_snapshot(|c, now| verify(c, now, &self.cfg))
+    }
+
+    /// Live figures for metrics.
+    pub fn stats(&self) -> Result<Stats> {
+        self.db.read_snapshot(|c, now| {
+            let q = queue::counts(c, now, &self.cfg)?;
+            Ok(Stats {
+                waiting: q.waiting,
+                active: q.active,
+                live_holds: tickets::live_holds(c, now)?,
+                payments: payments::count(c)?,
+            })
+        })
+    }
+}

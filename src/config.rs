@@ -114,3 +114,31 @@ impl Config {
         self
     }
 }
+
+/// Parses a duration as the binaries accept it: `300` (seconds), `300s`, `5m`, `1h`, `1h 30m`
+/// (anything `humantime` reads).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|e| format!("invalid duration {s:?}: {e}"));
+    }
+    humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e} (try 300, 300s, 5m or 1h)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_the_contract_forms() {
+        assert_eq!(parse_duration("300").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("300s").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}

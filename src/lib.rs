@@ -51,7 +51,7 @@ pub use catalog::{
     SeedReport, Showtime,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{Config, Durability};
+pub use config::{parse_duration, Config, Durability};
 pub use db::SCHEMA_VERSION;
 pub use error::{Error, Result};
 pub use ids::{ConcertId, EntryId, PaymentId, SeatId, ShowtimeId, TicketId, UserId};

@@ -50,14 +50,18 @@ impl Incoming<'_> {
         Ok(())
     }
 
-    /// The body as `T`; see the module docs for which error is which.
+    /// The body as `T` (a JSON object); see the module docs for which error is which.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_slice(&self.body).map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => {
-                Error::InvalidRequest(format!("invalid request body: {e}"))
-            }
-            _ => Error::InvalidJson(format!("the request body is not valid JSON: {e}")),
-        })
+        let value: serde_json::Value = serde_json::from_slice(&self.body)
+            .map_err(|e| Error::InvalidJson(format!("the request body is not valid JSON: {e}")))?;
+        if !value.is_object() {
+            // serde would read a struct from an array too; a body is an object.
+            return Err(Error::InvalidRequest(
+                "the request body must be a JSON object".into(),
+            ));
+        }
+        serde_json::from_value(value)
+            .map_err(|e| Error::InvalidRequest(format!("invalid request body: {e}")))
     }
 
     /// Like [`Incoming::json`], but an empty (or blank) body stands for `{}`.
@@ -175,6 +179,7 @@ mod tests {
         assert_eq!(code(""), "invalid_json");
         assert_eq!(code("\u{0}"), "invalid_json");
         assert_eq!(code("[]"), "invalid_request");
+        assert_eq!(code("[5]"), "invalid_request");
         assert_eq!(code(r#"{"amount":"5"}"#), "invalid_request");
         assert_eq!(code(r#"{"amount":1.5}"#), "invalid_request");
         assert_eq!(
@@ -204,10 +209,12 @@ mod tests {
 
     #[test]
     fn bearer_tokens() {
-        let with = |h: Option<&str>| Incoming {
-            authorization: h,
-            ..Incoming::default()
-        };
+        fn with(h: Option<&str>) -> Incoming<'_> {
+            Incoming {
+                authorization: h,
+                ..Incoming::default()
+            }
+        }
         assert_eq!(with(Some("Bearer abc")).bearer().unwrap(), "abc");
         assert_eq!(with(Some("bearer  abc ")).bearer().unwrap(), "abc");
         for bad in [
@@ -231,10 +238,12 @@ mod tests {
             user_id: UserId::new_random(),
             entry_id: EntryId(1),
         };
-        let q = |s: &str| Incoming {
-            query: s,
-            ..Incoming::default()
-        };
+        fn q(s: &str) -> Incoming<'_> {
+            Incoming {
+                query: s,
+                ..Incoming::default()
+            }
+        }
         assert!(q(&format!("user_id={}", who.user_id))
             .check_query_user(&who)
             .is_ok());

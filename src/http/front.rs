@@ -107,6 +107,37 @@ impl Front {
     }
 }
 
+impl Front {
+    /// How many connections wait in the kernel's accept queue, where the system tells (Linux).
+    /// A live accept loop keeps it near zero; one that stays full means the loop is gone —
+    /// tiny_http's accept thread also dies by panicking (an `EMFILE` while cloning an accepted
+    /// socket), which leaves no error to receive.
+    #[cfg(target_os = "linux")]
+    pub fn accept_queue(&self) -> Option<u32> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: tcp_info is plain data; getsockopt writes at most `len` bytes into it.
+        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        let r = unsafe {
+            libc::getsockopt(
+                self.listener.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&mut info as *mut libc::tcp_info).cast(),
+                &mut len,
+            )
+        };
+        // For a listening socket, tcpi_unacked is the accept queue's length.
+        (r == 0).then_some(info.tcpi_unacked)
+    }
+
+    /// Unknown elsewhere.
+    #[cfg(not(target_os = "linux"))]
+    pub fn accept_queue(&self) -> Option<u32> {
+        None
+    }
+}
+
 fn accept_on(listener: &TcpListener) -> io::Result<Server> {
     Server::from_listener(listener.try_clone()?, None).map_err(io::Error::other)
 }

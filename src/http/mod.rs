@@ -24,8 +24,10 @@
 //! - bodies are read through a 64 KiB limit (`413 payload_too_large`);
 //! - accepted sockets inherit a send timeout and `TCP_NODELAY` from the listener, so a client
 //!   that never reads its answer frees its worker after the timeout;
-//! - tiny_http's accept loop ends on an accept error (`ECONNABORTED`, `EMFILE`): it is restarted
-//!   on a clone of the listener while the old one's open connections are still served;
+//! - tiny_http's accept loop ends on an accept error (`ECONNABORTED`, `EMFILE`), or dies by
+//!   panicking when it cannot clone an accepted socket: it is restarted on a clone of the
+//!   listener (on the error, or when the kernel's accept queue stops moving), while the old
+//!   loop's open connections are still served;
 //! - a panic in a handler becomes `500 internal` and the worker goes on.
 
 mod assets;
@@ -142,7 +144,7 @@ pub fn serve_with(
     for i in 0..shared.options.body_threads.max(1) {
         threads.push(spawn(format!("http-body-{i}"), worker::run_body_lane)?);
     }
-    threads.push(spawn("http-retired".into(), worker::run_retired)?);
+    threads.push(spawn("http-supervisor".into(), worker::run_supervisor)?);
     if shared.options.sweep_every.is_some() {
         threads.push(spawn("sweeper".into(), worker::run_sweeper)?);
     }

@@ -17,6 +17,8 @@ use tiny_http::{Header, Method, Request, Response, StatusCode};
 
 /// How long a thread waits for work before looking at the shutdown flag again.
 const POLL: Duration = Duration::from_millis(100);
+/// How long connections may wait in the accept queue before the accept loop counts as gone.
+const STUCK: Duration = Duration::from_secs(1);
 /// tiny_http reads bodies up to this size before queueing the request.
 const PREREAD: usize = 1024;
 /// A request that declares a body larger than this is dropped unanswered: tiny_http would
@@ -62,8 +64,11 @@ pub fn run_worker(shared: &Shared) {
     }
 }
 
-/// Serves the connections still open on retired servers (after an accept-loop restart).
-pub fn run_retired(shared: &Shared) {
+/// Restarts an accept loop that is gone without a word (its queue stays full), and serves the
+/// connections still open on retired servers.
+pub fn run_supervisor(shared: &Shared) {
+    let mut stuck_since: Option<Instant> = None;
+    let mut last_check = Instant::now();
     while !shared.stopping() {
         let mut served = false;
         for server in shared.front.retired() {
@@ -72,9 +77,22 @@ pub fn run_retired(shared: &Shared) {
                 served = true;
             }
         }
+        if last_check.elapsed() >= POLL * 2 {
+            last_check = Instant::now();
+            if shared.front.accept_queue().unwrap_or(0) == 0 {
+                stuck_since = None;
+            } else if stuck_since.get_or_insert_with(Instant::now).elapsed() >= STUCK {
+                stuck_since = None;
+                tracing::warn!(target: "booking::http", "the accept queue is not moving; restarting the accept loop");
+                shared.metrics.accept_restarts.fetch_add(1, Relaxed);
+                shared
+                    .front
+                    .restart(shared.front.generation(), || shared.stopping());
+            }
+        }
         if !served {
             std::thread::sleep(if shared.front.generation() == 0 {
-                POLL
+                POLL / 2
             } else {
                 POLL / 20
             });
@@ -159,22 +177,20 @@ fn answer(shared: &Shared, mut rq: Request) {
         shared.metrics.panics.fetch_add(1, Relaxed);
         Reply::error(&Error::internal("a request handler panicked"))
     });
-    let method = method_name(rq.method());
-    let status = reply.status;
-    let error = reply.error;
+    // Counted before the answer is written, so whoever reads the answer sees it counted.
+    let latency = started.elapsed();
+    shared.metrics.record(endpoint, reply.status, latency);
+    tracing::info!(
+        target: "booking::http",
+        method = method_name(rq.method()),
+        route = endpoint.label(),
+        status = reply.status,
+        latency_us = latency.as_micros() as u64,
+        error = reply.error,
+    );
     if panic::catch_unwind(AssertUnwindSafe(|| send(rq, reply))).is_err() {
         shared.metrics.panics.fetch_add(1, Relaxed);
     }
-    let latency = started.elapsed();
-    shared.metrics.record(endpoint, status, latency);
-    tracing::info!(
-        target: "booking::http",
-        method,
-        route = endpoint.label(),
-        status,
-        latency_us = latency.as_micros() as u64,
-        error,
-    );
 }
 
 fn reply_to(shared: &Shared, rq: &mut Request, endpoint: &mut Endpoint) -> Reply {

@@ -172,14 +172,26 @@ impl Client {
 
     /// Any request; the token (if any) goes in `Authorization`.
     pub fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
-        let mut conn = Conn::open(self.addr);
+        self.try_send(method, path, headers, body)
+            .expect("a response")
+    }
+
+    /// [`Client::send`], with connection failures as errors (for servers that may die).
+    pub fn try_send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<Resp> {
+        let mut conn = Conn::try_open(self.addr)?;
         let mut all: Vec<(&str, String)> =
             headers.iter().map(|(k, v)| (*k, v.to_string())).collect();
         if let Some(t) = &self.token {
             all.push(("Authorization", format!("Bearer {t}")));
         }
         let all: Vec<(&str, &str)> = all.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        conn.request(method, path, &all, body)
+        conn.try_request(method, path, &all, body)
     }
 }
 
@@ -190,13 +202,15 @@ pub struct Conn {
 
 impl Conn {
     pub fn open(addr: SocketAddr) -> Conn {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        Conn {
+        Conn::try_open(addr).expect("connect")
+    }
+
+    pub fn try_open(addr: SocketAddr) -> std::io::Result<Conn> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        Ok(Conn {
             reader: BufReader::new(stream),
-        }
+        })
     }
 
     pub fn stream(&mut self) -> &mut TcpStream {
@@ -210,6 +224,17 @@ impl Conn {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Resp {
+        self.try_request(method, path, headers, body)
+            .expect("a response")
+    }
+
+    pub fn try_request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<Resp> {
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\n");
         for (k, v) in headers {
             head.push_str(&format!("{k}: {v}\r\n"));
@@ -219,9 +244,9 @@ impl Conn {
         }
         head.push_str("\r\n");
         let s = self.stream();
-        s.write_all(head.as_bytes()).expect("write head");
-        s.write_all(body).expect("write body");
-        self.read_response().expect("a response")
+        s.write_all(head.as_bytes())?;
+        s.write_all(body)?;
+        self.read_response()
     }
 
     /// Reads one final response (body by Content-Length, else to EOF), skipping `1xx` ones.
@@ -354,12 +379,17 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(db: &Path, args: &[&str]) -> Proc {
-        Proc::spawn_via(None, db, args)
+        Proc::spawn_via(None, db, args, &[])
     }
 
     /// Runs the binary through `sh -c "<prefix>; exec server ..."` when `shell_prefix` is given
-    /// (for example to lower a limit with `ulimit`).
-    pub fn spawn_via(shell_prefix: Option<&str>, db: &Path, args: &[&str]) -> Proc {
+    /// (for example to lower a limit with `ulimit`), with extra environment variables.
+    pub fn spawn_via(
+        shell_prefix: Option<&str>,
+        db: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Proc {
         let bin = env!("CARGO_BIN_EXE_booking-server");
         let mut cmd = match shell_prefix {
             None => Command::new(bin),
@@ -378,6 +408,7 @@ impl Proc {
             .env_remove("BOOKING_JWT_SECRET")
             .env_remove("BOOKING_DB")
             .env_remove("RUST_LOG")
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
@@ -403,6 +434,28 @@ impl Proc {
         Client::new(self.addr)
     }
 
+    /// A new user in this server's waiting room.
+    pub fn enter(&self) -> User {
+        User::enter(self.addr)
+    }
+
+    /// The rest of what the server printed at start (it prints nothing after).
+    pub fn banner(&mut self) -> String {
+        let _ = self.child.kill();
+        let mut rest = String::new();
+        let _ = self.stdout.read_to_string(&mut rest);
+        rest
+    }
+
+    /// Sends `signal` (by name, as `kill` takes it), then waits for the exit status.
+    pub fn signal(&mut self, signal: &str) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        self.child.wait().expect("wait")
+    }
+
     /// `kill -9`.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
@@ -411,11 +464,7 @@ impl Proc {
 
     /// SIGTERM, then waits for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill -TERM");
-        self.child.wait().expect("wait")
+        self.signal("TERM")
     }
 }
 

@@ -125,7 +125,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             .map(Duration::from_secs)
             .map_err(|e| format!("invalid duration {s:?}: {e}"));
     }
-    humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e} (try 300, 300s, 5m or 1h)"))
+    humantime::parse_duration(s)
+        .map_err(|e| format!("invalid duration {s:?}: {e} (try 300, 300s, 5m or 1h)"))
 }
 
 #[cfg(test)]

@@ -64,7 +64,9 @@ impl Db {
         // WAL is a property of the file: set once here, before any pooled connection exists.
         let mode: String = write.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
-            return Err(Error::internal(format!("cannot enable WAL (journal_mode={mode})")));
+            return Err(Error::internal(format!(
+                "cannot enable WAL (journal_mode={mode})"
+            )));
         }
         migrate(&mut write)?;
 

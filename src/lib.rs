@@ -92,9 +92,7 @@ impl Booking {
             Some(s) if !s.is_empty() => s.clone(),
             Some(_) => return Err(Error::InvalidRequest("the JWT secret is empty".into())),
             None => db.write(|c, _| {
-                db::meta_get_or_init(c, "jwt_secret", || {
-                    rand::random::<[u8; 32]>().to_vec()
-                })
+                db::meta_get_or_init(c, "jwt_secret", || rand::random::<[u8; 32]>().to_vec())
             })?,
         };
         Ok(Booking {

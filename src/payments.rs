@@ -46,10 +46,15 @@ pub(crate) fn pay(
     }
     let balance = wallet::balance_of(c, user)?;
     if balance < t.price {
-        return Err(Error::InsufficientPoints { balance, price: t.price });
+        return Err(Error::InsufficientPoints {
+            balance,
+            price: t.price,
+        });
     }
-    c.prepare_cached("INSERT INTO payments (user_id, ticket_id, amount, paid_at) VALUES (?1, ?2, ?3, ?4)")?
-        .execute(params![user, ticket, t.price, now.ms])?;
+    c.prepare_cached(
+        "INSERT INTO payments (user_id, ticket_id, amount, paid_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![user, ticket, t.price, now.ms])?;
     let id = PaymentId(c.last_insert_rowid());
     wallet::apply(c, now, cfg, user, -t.price, LedgerKind::Payment, Some(id))?;
     c.prepare_cached("UPDATE tickets SET status = 'paid', paid_at = ?2 WHERE id = ?1")?

@@ -107,9 +107,10 @@ impl Booking {
     /// first answer and changes nothing.
     pub fn pay(&self, user: UserId, ticket: TicketId, key: Option<&str>) -> Result<Payment> {
         let request = format!("pay ticket_id={ticket}");
-        self.db.write(|c, now| {
-            idempotency::guarded(c, now, user, key, &request, || {
-                pay(c, now, &self.cfg, user, ticket)
+        let (cfg, key) = (self.cfg.clone(), key.map(str::to_owned));
+        self.db.write_op(move |c, now| {
+            idempotency::guarded(c, now, user, key.as_deref(), &request, || {
+                pay(c, now, &cfg, user, ticket)
             })
         })
     }

@@ -353,8 +353,9 @@ impl Booking {
     /// entering when there is room admits at once.
     pub fn enter_queue(&self, user: Option<UserId>) -> Result<Entered> {
         let user = user.unwrap_or_else(UserId::new_random);
-        let cfg = &self.cfg;
-        let (row, status, now, created) = self.db.write(|c, now| {
+        let cfg = self.cfg.clone();
+        let (row, status, now, created) = self.db.write_op(move |c, now| {
+            let cfg = &*cfg;
             let mut created = false;
             let existing = match live_entry_of(c, user)? {
                 Some(e) if effective(&e, now, cfg) != EntryStatus::Expired => Some(e),
@@ -399,7 +400,7 @@ impl Booking {
             eid: row.id,
             seq: row.id,
             iat,
-            exp: iat + cfg.jwt_lifetime.as_secs() as i64,
+            exp: iat + self.cfg.jwt_lifetime.as_secs() as i64,
         })?;
         Ok(Entered {
             status: status,
@@ -424,7 +425,10 @@ impl Booking {
         if let Some(status) = read {
             return Ok(status);
         }
-        self.db.write(|c, now| {
+        let (cfg, who) = (self.cfg.clone(), *who);
+        self.db.write_op(move |c, now| {
+            let cfg = &*cfg;
+            let who = &who;
             let row = own_entry(c, who)?;
             if touch_due(&row, now, cfg) {
                 c.prepare_cached("UPDATE queue_entries SET last_seen_at = ?2 WHERE id = ?1")?

@@ -184,8 +184,9 @@ pub(crate) fn live_holds(c: &Connection, now: Now) -> Result<i64> {
 impl Booking {
     /// Holds a seat for `user` for the hold TTL.
     pub fn hold(&self, user: UserId, showtime: ShowtimeId, seat: SeatId) -> Result<Ticket> {
+        let cfg = self.cfg.clone();
         self.db
-            .write(|c, now| hold(c, now, &self.cfg, user, showtime, seat))
+            .write_op(move |c, now| hold(c, now, &cfg, user, showtime, seat))
     }
 
     /// The user's tickets, newest first, with their status now.

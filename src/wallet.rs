@@ -154,9 +154,10 @@ impl Booking {
     /// same request replays the first answer and changes nothing.
     pub fn charge(&self, user: UserId, amount: i64, key: Option<&str>) -> Result<Balance> {
         let request = format!("charge amount={amount}");
-        self.db.write(|c, now| {
-            idempotency::guarded(c, now, user, key, &request, || {
-                charge(c, now, &self.cfg, user, amount)
+        let (cfg, key) = (self.cfg.clone(), key.map(str::to_owned));
+        self.db.write_op(move |c, now| {
+            idempotency::guarded(c, now, user, key.as_deref(), &request, || {
+                charge(c, now, &cfg, user, amount)
             })
         })
     }

@@ -1,5 +1,10 @@
 //! The catalog: concerts, bookable dates with live counts, seat maps, and all-or-nothing seeding.
+#[path = "fixture/mod.rs"]
 mod fixture;
+/// Request writes run one transaction each here; `tests/batched.rs` runs this file again through
+/// the group-commit writer.
+#[allow(dead_code)]
+const GROUP_COMMIT: bool = false;
 
 use booking::*;
 use chrono::Duration as Days;

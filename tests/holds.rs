@@ -1,5 +1,10 @@
 //! Holds: one live claim per seat, the hold limit, lapsing on time, closed showtimes.
+#[path = "fixture/mod.rs"]
 mod fixture;
+/// Request writes run one transaction each here; `tests/batched.rs` runs this file again through
+/// the group-commit writer.
+#[allow(dead_code)]
+const GROUP_COMMIT: bool = false;
 
 use booking::*;
 use fixture::*;

@@ -1,5 +1,10 @@
 //! The waiting room: admission, positions, TTLs, the guards and tokens.
+#[path = "fixture/mod.rs"]
 mod fixture;
+/// Request writes run one transaction each here; `tests/batched.rs` runs this file again through
+/// the group-commit writer.
+#[allow(dead_code)]
+const GROUP_COMMIT: bool = false;
 
 use booking::*;
 use fixture::*;

@@ -1,5 +1,10 @@
 //! Races with real threads: many hands on one seat, one wallet, one ticket — count the winners.
+#[path = "fixture/mod.rs"]
 mod fixture;
+/// Request writes run one transaction each here; `tests/batched.rs` runs this file again through
+/// the group-commit writer.
+#[allow(dead_code)]
+const GROUP_COMMIT: bool = false;
 
 use booking::*;
 use fixture::*;

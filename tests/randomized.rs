@@ -1,6 +1,11 @@
 //! Thousands of random operation sequences from several threads against one database, with the
 //! clock jumping around; afterwards every invariant must hold and the books must balance.
+#[path = "fixture/mod.rs"]
 mod fixture;
+/// Request writes run one transaction each here; `tests/batched.rs` runs this file again through
+/// the group-commit writer.
+#[allow(dead_code)]
+const GROUP_COMMIT: bool = false;
 
 use booking::*;
 use fixture::*;

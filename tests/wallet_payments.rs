@@ -1,5 +1,10 @@
 //! Points and payments: limits, the ledger, all-or-nothing payment, idempotency keys.
+#[path = "fixture/mod.rs"]
 mod fixture;
+/// Request writes run one transaction each here; `tests/batched.rs` runs this file again through
+/// the group-commit writer.
+#[allow(dead_code)]
+const GROUP_COMMIT: bool = false;
 
 use booking::*;
 use fixture::*;

@@ -93,23 +93,17 @@ pub(crate) fn hold(
     showtime: ShowtimeId,
     seat: SeatId,
 ) -> Result<Ticket> {
-    let starts_at: i64 = c
-        .prepare_cached("SELECT starts_at FROM showtimes WHERE id = ?1")?
-        .query_row([showtime], |r| r.get(0))
+    let (starts_at, concert_id): (i64, ConcertId) = c
+        .prepare_cached("SELECT starts_at, concert_id FROM showtimes WHERE id = ?1")?
+        .query_row([showtime], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional_row()?
         .ok_or(Error::NotFound("showtime"))?;
-    let (seat_showtime, price, sold, claim, held_until): (
-        i64,
-        i64,
-        bool,
-        Option<i64>,
-        Option<i64>,
-    ) = c
+    let (seat_showtime, number, price, sold, claim, held_until): SeatClaim = c
         .prepare_cached(
-            "SELECT showtime_id, price, sold, ticket_id, held_until FROM seats WHERE id = ?1",
+            "SELECT showtime_id, number, price, sold, ticket_id, held_until FROM seats WHERE id = ?1",
         )?
         .query_row([seat], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
         })
         .optional_row()?
         .ok_or(Error::NotFound("seat"))?;
@@ -147,8 +141,21 @@ pub(crate) fn hold(
     let id = c.last_insert_rowid();
     c.prepare_cached("UPDATE seats SET ticket_id = ?2, held_until = ?3 WHERE id = ?1")?
         .execute(params![seat, id, until])?;
-    load(c, now, TicketId(id))?.ok_or_else(|| Error::internal("ticket vanished"))
+    Ok(Ticket {
+        id: TicketId(id),
+        user_id: user,
+        concert_id,
+        showtime_id: showtime,
+        seat_id: seat,
+        seat_number: number,
+        price,
+        status: TicketStatus::Held,
+        held_until: from_millis(until),
+    })
 }
+
+/// A seat's showtime, number, price, sold flag, claiming ticket and hold end.
+type SeatClaim = (i64, i64, i64, bool, Option<i64>, Option<i64>);
 
 /// A user's tickets, newest first.
 pub(crate) fn of_user(c: &Connection, now: Now, user: UserId) -> Result<Vec<Ticket>> {

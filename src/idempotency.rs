@@ -41,7 +41,9 @@ pub(crate) fn guarded<T: Serialize + DeserializeOwned>(
     };
     validate_key(key)?;
     let seen: Option<(String, String)> = c
-        .prepare_cached("SELECT request, response FROM idempotency_keys WHERE user_id = ?1 AND key = ?2")?
+        .prepare_cached(
+            "SELECT request, response FROM idempotency_keys WHERE user_id = ?1 AND key = ?2",
+        )?
         .query_row(params![user, key], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional_row()?;
     if let Some((first, response)) = seen {
@@ -62,7 +64,10 @@ pub(crate) fn guarded<T: Serialize + DeserializeOwned>(
 
 /// Forgets keys older than `cutoff_ms`; returns how many.
 pub(crate) fn sweep(c: &Connection, cutoff_ms: i64) -> Result<usize> {
-    Ok(c.execute("DELETE FROM idempotency_keys WHERE created_at < ?1", [cutoff_ms])?)
+    Ok(c.execute(
+        "DELETE FROM idempotency_keys WHERE created_at < ?1",
+        [cutoff_ms],
+    )?)
 }
 
 #[cfg(test)]

@@ -59,11 +59,12 @@ pub struct PointTransaction {
 }
 
 pub(crate) fn balance_of(c: &Connection, user: UserId) -> Result<i64> {
-    Ok(c
-        .prepare_cached("SELECT balance FROM wallets WHERE user_id = ?1")?
-        .query_row([user], |r| r.get(0))
-        .optional_row()?
-        .unwrap_or(0))
+    Ok(
+        c.prepare_cached("SELECT balance FROM wallets WHERE user_id = ?1")?
+            .query_row([user], |r| r.get(0))
+            .optional_row()?
+            .unwrap_or(0),
+    )
 }
 
 /// Changes a balance by `delta` and writes its ledger row; the one place a balance changes.
@@ -77,14 +78,21 @@ pub(crate) fn apply(
     payment: Option<PaymentId>,
 ) -> Result<i64> {
     let balance = balance_of(c, user)?;
-    let after = balance
-        .checked_add(delta)
-        .ok_or(Error::BalanceLimit { balance, max: cfg.max_balance })?;
+    let after = balance.checked_add(delta).ok_or(Error::BalanceLimit {
+        balance,
+        max: cfg.max_balance,
+    })?;
     if after < 0 {
-        return Err(Error::InsufficientPoints { balance, price: -delta });
+        return Err(Error::InsufficientPoints {
+            balance,
+            price: -delta,
+        });
     }
     if delta > 0 && after > cfg.max_balance {
-        return Err(Error::BalanceLimit { balance, max: cfg.max_balance });
+        return Err(Error::BalanceLimit {
+            balance,
+            max: cfg.max_balance,
+        });
     }
     c.prepare_cached(
         "INSERT INTO wallets (user_id, balance) VALUES (?1, ?2)
@@ -114,7 +122,10 @@ pub(crate) fn charge(
         )));
     }
     let balance = apply(c, now, cfg, user, amount, LedgerKind::Charge, None)?;
-    Ok(Balance { user_id: user, balance })
+    Ok(Balance {
+        user_id: user,
+        balance,
+    })
 }
 
 pub(crate) fn history(c: &Connection, user: UserId) -> Result<Vec<PointTransaction>> {
@@ -143,9 +154,10 @@ impl Booking {
     /// same request replays the first answer and changes nothing.
     pub fn charge(&self, user: UserId, amount: i64, key: Option<&str>) -> Result<Balance> {
         let request = format!("charge amount={amount}");
-        self.db.write(|c, now| {
-            idempotency::guarded(c, now, user, key, &request, || {
-                charge(c, now, &self.cfg, user, amount)
+        let (cfg, key) = (self.cfg.clone(), key.map(str::to_owned));
+        self.db.write_op(move |c, now| {
+            idempotency::guarded(c, now, user, key.as_deref(), &request, || {
+                charge(c, now, &cfg, user, amount)
             })
         })
     }

@@ -3,7 +3,9 @@
 //! files, `verify` against tampering, and the CLI beside another writer on the same file.
 
 use assert_cmd::cargo::cargo_bin_cmd;
-use booking::{Booking, Config, Guard, ManualClock, UserId};
+use booking::{
+    Booking, Clock, Config, Guard, ManualClock, Seat, ShowtimeId, SystemClock, Ticket, UserId,
+};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -98,6 +100,48 @@ impl Db {
     fn tamper(&self, sql: &str) {
         let c = rusqlite::Connection::open(&self.path).unwrap();
         assert_eq!(c.execute(sql, []).unwrap(), 1, "{sql}");
+    }
+}
+
+/// A library handle on a test's database, as a server would hold one, with the first showtime
+/// of the first concert and its seats.
+struct Lib {
+    b: Booking,
+    showtime: ShowtimeId,
+    seats: Vec<Seat>,
+}
+
+impl Lib {
+    fn open(path: &Path, clock: Arc<dyn Clock>) -> Lib {
+        let b = Booking::open_with_clock(path, Config::default(), clock).unwrap();
+        let c = b.list_concerts().unwrap()[0].id;
+        let showtime = b.list_showtimes(c).unwrap()[0].id;
+        let seats = b.list_seats(c, showtime).unwrap();
+        Lib { b, showtime, seats }
+    }
+
+    /// A new user, admitted.
+    fn user(&self) -> UserId {
+        let entered = self.b.enter_queue(None).unwrap();
+        self.b
+            .authorize(&entered.token, Guard::Active)
+            .unwrap()
+            .user_id
+    }
+
+    fn hold(&self, user: UserId, seat: usize) -> Ticket {
+        self.b
+            .hold(user, self.showtime, self.seats[seat].id)
+            .unwrap()
+    }
+
+    /// A new user holds `seat`, charges `points` and pays for it.
+    fn sell(&self, seat: usize, points: i64) -> (UserId, Ticket) {
+        let user = self.user();
+        let t = self.hold(user, seat);
+        self.b.charge(user, points, None).unwrap();
+        self.b.pay(user, t.id, None).unwrap();
+        (user, t)
     }
 }
 
@@ -217,20 +261,10 @@ fn seats_show_as_a_grid_for_people_and_a_list_for_scripts() {
     let db = db();
     db.json(&["seed", "demo"]);
     // A hold and a sale made through the library show up in the CLI's seat map.
-    let b = Booking::open(&db.path, Config::default()).unwrap();
-    let who = b
-        .authorize(&b.enter_queue(None).unwrap().token, Guard::Active)
-        .unwrap();
-    let c = b.list_concerts().unwrap()[0].id;
-    let st = b.list_showtimes(c).unwrap()[0].id;
-    let seats = b.list_seats(c, st).unwrap();
-    let sold = b.hold(who.user_id, st, seats[2].id).unwrap();
-    b.charge(who.user_id, sold.price, None).unwrap();
-    b.pay(who.user_id, sold.id, None).unwrap();
-    let who = b
-        .authorize(&b.enter_queue(None).unwrap().token, Guard::Active)
-        .unwrap();
-    b.hold(who.user_id, st, seats[4].id).unwrap();
+    let lib = Lib::open(&db.path, Arc::new(SystemClock));
+    lib.sell(2, 150_000);
+    lib.hold(lib.user(), 4);
+    let (st, seats) = (lib.showtime, &lib.seats);
 
     let list = db.json(&["seats", "--showtime", &st.to_string()]);
     assert_eq!(list.as_array().unwrap().len(), 50);
@@ -571,15 +605,9 @@ fn sweep_expires_lapsed_holds_and_reports_counts() {
     db.json(&["seed", "demo"]);
     // A hold made ten minutes ago (a clock set back) has lapsed by now.
     let clock = ManualClock::new(chrono::Utc::now() - chrono::Duration::minutes(10));
-    let b = Booking::open_with_clock(&db.path, Config::default(), Arc::new(clock)).unwrap();
-    let who = b
-        .authorize(&b.enter_queue(None).unwrap().token, Guard::Active)
-        .unwrap();
-    let c = b.list_concerts().unwrap()[0].id;
-    let st = b.list_showtimes(c).unwrap()[0].id;
-    b.hold(who.user_id, st, b.list_seats(c, st).unwrap()[0].id)
-        .unwrap();
-    drop(b);
+    let lib = Lib::open(&db.path, Arc::new(clock));
+    lib.hold(lib.user(), 0);
+    drop(lib);
     let text = db.text(&["sweep"]);
     assert!(text.starts_with("swept: 1 lapsed holds expired"), "{text}");
     let v = db.json(&["sweep"]);
@@ -594,21 +622,10 @@ fn sweep_expires_lapsed_holds_and_reports_counts() {
 fn busy_db() -> (Db, UserId, i64) {
     let db = db();
     db.json(&["seed", "demo"]);
-    let b = Booking::open(&db.path, Config::default()).unwrap();
-    let who = b
-        .authorize(&b.enter_queue(None).unwrap().token, Guard::Active)
-        .unwrap();
-    let c = b.list_concerts().unwrap()[0].id;
-    let st = b.list_showtimes(c).unwrap()[0].id;
-    let seats = b.list_seats(c, st).unwrap();
-    let t = b.hold(who.user_id, st, seats[0].id).unwrap();
-    b.charge(who.user_id, 200_000, None).unwrap();
-    b.pay(who.user_id, t.id, None).unwrap();
-    let other = b
-        .authorize(&b.enter_queue(None).unwrap().token, Guard::Active)
-        .unwrap();
-    b.hold(other.user_id, st, seats[1].id).unwrap();
-    (db, who.user_id, t.id.0)
+    let lib = Lib::open(&db.path, Arc::new(SystemClock));
+    let (user, ticket) = lib.sell(0, 200_000);
+    lib.hold(lib.user(), 1);
+    (db, user, ticket.id.0)
 }
 
 #[test]
@@ -778,20 +795,15 @@ fn cli_and_another_writer_share_one_database() {
 
 /// Charges, holds three seats and pays for one, interleaved with the CLI's writes.
 fn library_writes(path: &Path) -> (UserId, i64, usize) {
-    let b = Booking::open(path, Config::default()).unwrap();
-    let who = b
-        .authorize(&b.enter_queue(None).unwrap().token, Guard::Active)
-        .unwrap();
-    let c = b.list_concerts().unwrap()[0].id;
-    let st = b.list_showtimes(c).unwrap()[0].id;
-    let seats = b.list_seats(c, st).unwrap();
+    let lib = Lib::open(path, Arc::new(SystemClock));
+    let user = lib.user();
     let mut tickets = Vec::new();
     for i in 0..20 {
-        b.charge(who.user_id, 10_000, None).unwrap();
+        lib.b.charge(user, 10_000, None).unwrap();
         if i % 7 == 0 {
-            tickets.push(b.hold(who.user_id, st, seats[i].id).unwrap());
+            tickets.push(lib.hold(user, i));
         }
     }
-    b.pay(who.user_id, tickets[0].id, None).unwrap();
-    (who.user_id, st.0, seats[0].number as usize)
+    lib.b.pay(user, tickets[0].id, None).unwrap();
+    (user, lib.showtime.0, lib.seats[0].number as usize)
 }

@@ -1,8 +1,12 @@
 //! Human output of `booking-cli`: aligned tables, the seat map, short confirmations.
 //! Presentation only — no SQL and no rules live here.
 
-use booking::{Concert, Seat, SeatStatus, Showtime, SweepReport, VerifyReport};
+use booking::{
+    Balance, Concert, ConcertId, NewShowtime, Pricing, Seat, SeatStatus, SeedReport, Showtime,
+    ShowtimeId, SweepReport, VerifyReport,
+};
 use std::fmt::Write as _;
+use std::path::Path;
 
 /// `1234567` as `1,234,567` (negative numbers keep their sign).
 pub fn points(n: i64) -> String {
@@ -51,6 +55,51 @@ pub fn table(cols: &[Col], rows: &[Vec<String>]) -> String {
         out.push_str(&line(r.iter().map(String::as_str).collect()));
     }
     out
+}
+
+/// `init`.
+pub fn initialized(db: &Path, schema_version: usize) -> String {
+    format!(
+        "database {} is ready (schema version {schema_version})",
+        db.display()
+    )
+}
+
+/// `showtime add`.
+pub fn showtime_added(id: ShowtimeId, concert: ConcertId, s: &NewShowtime) -> String {
+    let price = match &s.price {
+        Pricing::Flat(p) => points(*p),
+        Pricing::Sections(_) => "sectioned".into(),
+    };
+    format!(
+        "added showtime {id} of concert {concert}: {} seats at {price} points, starting {}",
+        points(i64::from(s.seats)),
+        s.starts_at.to_rfc3339()
+    )
+}
+
+/// `seed`.
+pub fn seeded(r: &SeedReport) -> String {
+    let seats = points(i64::try_from(r.seats).unwrap_or(i64::MAX));
+    format!(
+        "loaded {} concerts, {} showtimes, {seats} seats",
+        r.concerts, r.showtimes
+    )
+}
+
+/// `points charge`.
+pub fn charged(amount: i64, b: &Balance) -> String {
+    format!(
+        "charged {} points to {}; balance {}",
+        points(amount),
+        b.user_id,
+        points(b.balance)
+    )
+}
+
+/// `points show`.
+pub fn balance(b: &Balance) -> String {
+    format!("{}: {} points", b.user_id, points(b.balance))
 }
 
 /// `concert list`.
@@ -111,7 +160,7 @@ fn cell(status: SeatStatus, color: bool) -> &'static str {
 /// `seats`: a grid of the showtime's seats, a row of the grid per line, labelled with its row
 /// and seat numbers, each seat one character (`.` available, `h` held, `X` sold), and the row's
 /// price. `color` paints the seats with ANSI colours.
-pub fn seat_map(showtime: booking::ShowtimeId, seats: &[Seat], color: bool) -> String {
+pub fn seat_map(showtime: ShowtimeId, seats: &[Seat], color: bool) -> String {
     let count = |st| seats.iter().filter(|s| s.status == st).count() as i64;
     let mut out = format!(
         "showtime {showtime}: {} seats, {} available, {} held, {} sold\n\

@@ -1,6 +1,7 @@
 //! `booking-cli` end to end: the real binary on a fresh database per test, every command in
 //! both output modes, exit codes (0 success, 1 domain failure, 2 usage), all-or-nothing catalog
 //! files, `verify` against tampering, and the CLI beside another writer on the same file.
+#![cfg(feature = "cli")]
 
 use assert_cmd::cargo::cargo_bin_cmd;
 use booking::{

@@ -159,9 +159,21 @@ pub fn demo_catalog(now: DateTime<Utc>) -> CatalogFile {
     };
     let sections = |vip: i64, r: i64, s: i64| {
         Pricing::Sections(vec![
-            PriceRange { from: 1, to: 10, price: vip },
-            PriceRange { from: 11, to: 30, price: r },
-            PriceRange { from: 31, to: 50, price: s },
+            PriceRange {
+                from: 1,
+                to: 10,
+                price: vip,
+            },
+            PriceRange {
+                from: 11,
+                to: 30,
+                price: r,
+            },
+            PriceRange {
+                from: 31,
+                to: 50,
+                price: s,
+            },
         ])
     };
     let show = |days: i64, price: Pricing| NewShowtime {
@@ -191,7 +203,10 @@ pub fn demo_catalog(now: DateTime<Utc>) -> CatalogFile {
             NewConcert {
                 title: "Jazz at Midnight".into(),
                 venue: "Blue Note Hall".into(),
-                showtimes: vec![show(5, Pricing::Flat(55_000)), show(12, Pricing::Flat(55_000))],
+                showtimes: vec![
+                    show(5, Pricing::Flat(55_000)),
+                    show(12, Pricing::Flat(55_000)),
+                ],
             },
         ],
     }
@@ -289,8 +304,10 @@ pub(crate) fn add_showtime(
     if !concert_exists(c, concert)? {
         return Err(Error::NotFound("concert"));
     }
-    c.prepare_cached("INSERT INTO showtimes (concert_id, starts_at, total_seats) VALUES (?1, ?2, ?3)")?
-        .execute(params![concert, starts, s.seats])?;
+    c.prepare_cached(
+        "INSERT INTO showtimes (concert_id, starts_at, total_seats) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![concert, starts, s.seats])?;
     let id = c.last_insert_rowid();
     let mut insert =
         c.prepare_cached("INSERT INTO seats (showtime_id, number, price) VALUES (?1, ?2, ?3)")?;
@@ -305,8 +322,7 @@ pub(crate) fn add_showtime(
 }
 
 fn concert_exists(c: &Connection, id: ConcertId) -> Result<bool> {
-    Ok(c
-        .prepare_cached("SELECT 1 FROM concerts WHERE id = ?1")?
+    Ok(c.prepare_cached("SELECT 1 FROM concerts WHERE id = ?1")?
         .query_row([id], |_| Ok(()))
         .optional_row()?
         .is_some())
@@ -412,7 +428,8 @@ impl Booking {
         s: &NewShowtime,
         progress: &mut dyn FnMut(u64),
     ) -> Result<ShowtimeId> {
-        self.db.write(|c, now| add_showtime(c, now, concert, s, progress))
+        self.db
+            .write(|c, now| add_showtime(c, now, concert, s, progress))
     }
 
     /// Loads a whole catalog in one transaction: all of it, or (on any error) none of it.
@@ -457,7 +474,8 @@ impl Booking {
     /// The bookable showtimes (starting in the future) of `concert`, by start time;
     /// `not_found` for an unknown concert.
     pub fn list_showtimes(&self, concert: ConcertId) -> Result<Vec<Showtime>> {
-        self.db.read(|c, now| list_showtimes(c, now, concert, false))
+        self.db
+            .read(|c, now| list_showtimes(c, now, concert, false))
     }
 
     /// Every showtime of `concert`, past ones included (for operators).
@@ -475,9 +493,11 @@ impl Booking {
     pub fn showtime_seats(&self, showtime: ShowtimeId) -> Result<Vec<Seat>> {
         self.db.read(|c, now| {
             let concert: ConcertId = c
-                .query_row("SELECT concert_id FROM showtimes WHERE id = ?1", [showtime], |r| {
-                    r.get(0)
-                })
+                .query_row(
+                    "SELECT concert_id FROM showtimes WHERE id = ?1",
+                    [showtime],
+                    |r| r.get(0),
+                )
                 .optional_row()?
                 .ok_or(Error::NotFound("showtime"))?;
             list_seats(c, now, concert, showtime)
@@ -508,7 +528,10 @@ mod tests {
         assert!(overlap.prices(4).is_err());
         let outside = Pricing::Sections(vec![r(1, 5, 10)]);
         assert!(outside.prices(4).is_err());
-        assert_eq!(Pricing::Flat(0).prices(1).unwrap_err().code(), "invalid_amount");
+        assert_eq!(
+            Pricing::Flat(0).prices(1).unwrap_err().code(),
+            "invalid_amount"
+        );
     }
 
     #[test]

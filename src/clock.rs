@@ -43,7 +43,8 @@ impl ManualClock {
 
     /// Moves the clock forward by `d`.
     pub fn advance(&self, d: Duration) {
-        self.millis.fetch_add(d.as_millis() as i64, Ordering::SeqCst);
+        self.millis
+            .fetch_add(d.as_millis() as i64, Ordering::SeqCst);
     }
 
     /// Sets the clock to `t`.

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+pub use crate::db::batch::GroupCommit;
+
 /// How hard SQLite syncs each commit to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
@@ -44,6 +46,9 @@ pub struct Config {
     pub read_connections: u32,
     /// How long Idempotency-Key records are kept (at least 24 h by contract).
     pub idempotency_retention: Duration,
+    /// Group commit for request writes (enter, poll, hold, charge, pay): `None` runs each in its
+    /// own transaction; `Some` shares one commit among whatever requests are waiting.
+    pub group_commit: Option<GroupCommit>,
 }
 
 impl Default for Config {
@@ -63,6 +68,7 @@ impl Default for Config {
             durability: Durability::Full,
             read_connections: 8,
             idempotency_retention: Duration::from_secs(24 * 3600),
+            group_commit: None,
         }
     }
 }
@@ -108,6 +114,11 @@ impl Config {
         self.durability = d;
         self
     }
+    /// Turns group commit on (`Some`) or off (`None`).
+    pub fn with_group_commit(mut self, g: Option<GroupCommit>) -> Self {
+        self.group_commit = g;
+        self
+    }
     /// Sets the busy timeout.
     pub fn with_busy_timeout(mut self, d: Duration) -> Self {
         self.busy_timeout = d;
@@ -125,7 +136,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             .map(Duration::from_secs)
             .map_err(|e| format!("invalid duration {s:?}: {e}"));
     }
-    humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e} (try 300, 300s, 5m or 1h)"))
+    humantime::parse_duration(s)
+        .map_err(|e| format!("invalid duration {s:?}: {e} (try 300, 300s, 5m or 1h)"))
 }
 
 #[cfg(test)]

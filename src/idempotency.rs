@@ -4,9 +4,11 @@
 //! Only a request that succeeded consumes its key: a failed request changed nothing, so
 //! retrying it with the same key runs it again (and may then succeed).
 
+use crate::config::Config;
 use crate::db::{Now, OptionalRow};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
+use crate::Booking;
 use rusqlite::{params, Connection};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -41,7 +43,9 @@ pub(crate) fn guarded<T: Serialize + DeserializeOwned>(
     };
     validate_key(key)?;
     let seen: Option<(String, String)> = c
-        .prepare_cached("SELECT request, response FROM idempotency_keys WHERE user_id = ?1 AND key = ?2")?
+        .prepare_cached(
+            "SELECT request, response FROM idempotency_keys WHERE user_id = ?1 AND key = ?2",
+        )?
         .query_row(params![user, key], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional_row()?;
     if let Some((first, response)) = seen {
@@ -60,9 +64,34 @@ pub(crate) fn guarded<T: Serialize + DeserializeOwned>(
     Ok(out)
 }
 
+impl Booking {
+    /// Runs a request write guarded by an optional Idempotency-Key, on the request write path
+    /// (group commit when on). `request` fingerprints the request: same key and same
+    /// fingerprint replay; same key, other fingerprint is `idempotency_key_reused`.
+    pub(crate) fn keyed_write<T, F>(
+        &self,
+        user: UserId,
+        key: Option<&str>,
+        request: String,
+        op: F,
+    ) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: FnOnce(&Connection, Now, &Config) -> Result<T> + Send + 'static,
+    {
+        let (cfg, key) = (self.cfg.clone(), key.map(str::to_owned));
+        self.db.write_op(move |c, now| {
+            guarded(c, now, user, key.as_deref(), &request, || op(c, now, &cfg))
+        })
+    }
+}
+
 /// Forgets keys older than `cutoff_ms`; returns how many.
 pub(crate) fn sweep(c: &Connection, cutoff_ms: i64) -> Result<usize> {
-    Ok(c.execute("DELETE FROM idempotency_keys WHERE created_at < ?1", [cutoff_ms])?)
+    Ok(c.execute(
+        "DELETE FROM idempotency_keys WHERE created_at < ?1",
+        [cutoff_ms],
+    )?)
 }
 
 #[cfg(test)]

@@ -163,6 +163,9 @@ mod tests {
     fn user_ids_are_uuids() {
         let u = UserId::new_random();
         assert_eq!(UserId::parse(&u.to_string()).unwrap(), u);
-        assert_eq!(UserId::parse("not-a-uuid").unwrap_err().code(), "invalid_request");
+        assert_eq!(
+            UserId::parse("not-a-uuid").unwrap_err().code(),
+            "invalid_request"
+        );
     }
 }

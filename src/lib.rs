@@ -53,7 +53,8 @@ pub use catalog::{
     SeedReport, Showtime,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{parse_duration, Config, Durability};
+pub use config::{parse_duration, Config, Durability, GroupCommit};
+pub use db::batch::{BatchStats, BATCH_BUCKETS};
 pub use db::SCHEMA_VERSION;
 pub use error::{Error, Result};
 pub use ids::{ConcertId, EntryId, PaymentId, SeatId, ShowtimeId, TicketId, UserId};
@@ -71,7 +72,7 @@ use std::sync::Arc;
 /// (`Arc<Booking>`); several handles — in one process or many — may open the same file.
 pub struct Booking {
     db: db::Db,
-    cfg: Config,
+    cfg: Arc<Config>,
     signer: token::Signer,
     clock: Arc<dyn Clock>,
     temp_dir: Option<PathBuf>,
@@ -100,7 +101,7 @@ impl Booking {
         Ok(Booking {
             db,
             signer: token::Signer::new(&secret),
-            cfg,
+            cfg: Arc::new(cfg),
             clock,
             temp_dir: None,
         })
@@ -129,6 +130,11 @@ impl Booking {
     /// The database file.
     pub fn path(&self) -> &Path {
         self.db.path()
+    }
+
+    /// Batch-size counts of the group-commit writer (`None` when group commit is off).
+    pub fn batch_stats(&self) -> Option<&db::batch::BatchStats> {
+        self.db.batch_stats()
     }
 }
 

@@ -146,14 +146,19 @@ fn verify(c: &Connection, now: Now, cfg: &Config) -> Result<VerifyReport> {
         let mut stmt = c.prepare(sql)?;
         let n = stmt.parameter_count();
         let rows: Vec<String> = if n == 0 {
-            stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+            stmt.query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?
         } else if n == 1 {
-            stmt.query_map([now.ms], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+            stmt.query_map([now.ms], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?
         } else {
             stmt.query_map(params![now.ms, cfg.max_balance], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?
         };
-        violations.extend(rows.into_iter().map(|detail| Violation { invariant, detail }));
+        violations.extend(
+            rows.into_iter()
+                .map(|detail| Violation { invariant, detail }),
+        );
     }
     let integrity: Vec<String> = c
         .prepare("PRAGMA integrity_check")?

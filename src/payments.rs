@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::ids::{PaymentId, TicketId, UserId};
 use crate::tickets::{self, TicketStatus};
 use crate::wallet::{self, LedgerKind};
-use crate::{idempotency, queue, Booking};
+use crate::{queue, Booking};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
@@ -46,10 +46,15 @@ pub(crate) fn pay(
     }
     let balance = wallet::balance_of(c, user)?;
     if balance < t.price {
-        return Err(Error::InsufficientPoints { balance, price: t.price });
+        return Err(Error::InsufficientPoints {
+            balance,
+            price: t.price,
+        });
     }
-    c.prepare_cached("INSERT INTO payments (user_id, ticket_id, amount, paid_at) VALUES (?1, ?2, ?3, ?4)")?
-        .execute(params![user, ticket, t.price, now.ms])?;
+    c.prepare_cached(
+        "INSERT INTO payments (user_id, ticket_id, amount, paid_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![user, ticket, t.price, now.ms])?;
     let id = PaymentId(c.last_insert_rowid());
     wallet::apply(c, now, cfg, user, -t.price, LedgerKind::Payment, Some(id))?;
     c.prepare_cached("UPDATE tickets SET status = 'paid', paid_at = ?2 WHERE id = ?1")?
@@ -101,12 +106,12 @@ impl Booking {
     /// Pays for a held ticket. With an idempotency key, a repeat of the same request replays the
     /// first answer and changes nothing.
     pub fn pay(&self, user: UserId, ticket: TicketId, key: Option<&str>) -> Result<Payment> {
-        let request = format!("pay ticket_id={ticket}");
-        self.db.write(|c, now| {
-            idempotency::guarded(c, now, user, key, &request, || {
-                pay(c, now, &self.cfg, user, ticket)
-            })
-        })
+        self.keyed_write(
+            user,
+            key,
+            format!("pay ticket_id={ticket}"),
+            move |c, now, cfg| pay(c, now, cfg, user, ticket),
+        )
     }
 
     /// The user's payments, newest first.

@@ -117,9 +117,11 @@ fn entry_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EntryRow> {
 }
 
 fn load_entry(c: &Connection, id: EntryId) -> Result<Option<EntryRow>> {
-    c.prepare_cached(&format!("SELECT {ENTRY_COLS} FROM queue_entries WHERE id = ?1"))?
-        .query_row([id.0], entry_row)
-        .optional_row()
+    c.prepare_cached(&format!(
+        "SELECT {ENTRY_COLS} FROM queue_entries WHERE id = ?1"
+    ))?
+    .query_row([id.0], entry_row)
+    .optional_row()
 }
 
 fn live_entry_of(c: &Connection, user: UserId) -> Result<Option<EntryRow>> {
@@ -131,15 +133,16 @@ fn live_entry_of(c: &Connection, user: UserId) -> Result<Option<EntryRow>> {
 }
 
 fn state(c: &Connection) -> Result<StateRow> {
-    Ok(c
-        .prepare_cached("SELECT frontier, window_start, window_admitted FROM queue_state WHERE id = 1")?
-        .query_row([], |r| {
-            Ok(StateRow {
-                frontier: r.get(0)?,
-                window_start: r.get(1)?,
-                window_admitted: r.get(2)?,
-            })
-        })?)
+    Ok(c.prepare_cached(
+        "SELECT frontier, window_start, window_admitted FROM queue_state WHERE id = 1",
+    )?
+    .query_row([], |r| {
+        Ok(StateRow {
+            frontier: r.get(0)?,
+            window_start: r.get(1)?,
+            window_admitted: r.get(2)?,
+        })
+    })?)
 }
 
 /// The one rule for what an entry is at `now`.
@@ -159,11 +162,10 @@ fn touch_due(e: &EntryRow, now: Now, cfg: &Config) -> bool {
 }
 
 fn active_count(c: &Connection, now: Now) -> Result<i64> {
-    Ok(c
-        .prepare_cached(
-            "SELECT COUNT(*) FROM queue_entries WHERE status = 'active' AND active_until > ?1",
-        )?
-        .query_row([now.ms], |r| r.get(0))?)
+    Ok(c.prepare_cached(
+        "SELECT COUNT(*) FROM queue_entries WHERE status = 'active' AND active_until > ?1",
+    )?
+    .query_row([now.ms], |r| r.get(0))?)
 }
 
 /// How many more users the admit-per-minute window allows now (and the window it implies).
@@ -253,36 +255,47 @@ fn admit(c: &Connection, now: Now, cfg: &Config) -> Result<i64> {
     Ok(admitted)
 }
 
-fn status_of(e: &EntryRow, st: &StateRow, now: Now, cfg: &Config) -> QueueStatus {
+fn status_of(
+    c: &Connection,
+    e: &EntryRow,
+    st: &StateRow,
+    now: Now,
+    cfg: &Config,
+) -> Result<QueueStatus> {
     let status = effective(e, now, cfg);
     let (position, wait, expires) = match status {
         EntryStatus::Waiting => {
             let position = (e.id - st.frontier).max(1);
+            let free = i64::from(cfg.max_active) - active_count(c, now)?;
             (
                 position,
-                Some(estimate_wait(position, cfg)),
+                Some(estimate_wait(position, free, cfg)),
                 Some(e.last_seen_at + ms(cfg.idle_timeout)),
             )
         }
         EntryStatus::Active => (0, None, e.active_until),
         EntryStatus::Expired => (0, None, None),
     };
-    QueueStatus {
+    Ok(QueueStatus {
         user_id: e.user_id,
         status,
         position,
         estimated_wait_seconds: wait,
         expires_at: expires.map(from_millis),
-    }
+    })
 }
 
-/// An upper estimate of the wait for `position`: every `max_active` users ahead take at most one
-/// active TTL, and the admit-per-minute limit admits at most that many a minute.
-fn estimate_wait(position: i64, cfg: &Config) -> i64 {
-    let by_slots = if cfg.max_active == 0 {
+/// An upper estimate of the wait for `position` with `free` slots open now: beyond the free
+/// slots, every `max_active` users ahead take at most one active TTL, and the admit-per-minute
+/// limit admits at most that many a minute.
+fn estimate_wait(position: i64, free: i64, cfg: &Config) -> i64 {
+    let needing_a_slot = position - free.max(0);
+    let by_slots = if needing_a_slot <= 0 {
+        0
+    } else if cfg.max_active == 0 {
         i64::MAX
     } else {
-        let rounds = (position + i64::from(cfg.max_active) - 1) / i64::from(cfg.max_active);
+        let rounds = (needing_a_slot + i64::from(cfg.max_active) - 1) / i64::from(cfg.max_active);
         rounds.saturating_mul(cfg.active_ttl.as_secs() as i64)
     };
     let by_rate = if cfg.admit_per_minute == 0 {
@@ -340,13 +353,17 @@ impl Booking {
     /// entering when there is room admits at once.
     pub fn enter_queue(&self, user: Option<UserId>) -> Result<Entered> {
         let user = user.unwrap_or_else(UserId::new_random);
-        let cfg = &self.cfg;
-        let (row, st, now, created) = self.db.write(|c, now| {
+        let cfg = self.cfg.clone();
+        let (row, status, now, created) = self.db.write_op(move |c, now| {
+            let cfg = &*cfg;
             let mut created = false;
             let existing = match live_entry_of(c, user)? {
                 Some(e) if effective(&e, now, cfg) != EntryStatus::Expired => Some(e),
                 Some(e) => {
-                    c.execute("UPDATE queue_entries SET status = 'expired' WHERE id = ?1", [e.id])?;
+                    c.execute(
+                        "UPDATE queue_entries SET status = 'expired' WHERE id = ?1",
+                        [e.id],
+                    )?;
                     None
                 }
                 None => None,
@@ -374,7 +391,8 @@ impl Booking {
             admit(c, now, cfg)?;
             let row = load_entry(c, EntryId(id))?
                 .ok_or_else(|| Error::internal("queue entry vanished"))?;
-            Ok((row, state(c)?, now, created))
+            let status = status_of(c, &row, &state(c)?, now, cfg)?;
+            Ok((row, status, now, created))
         })?;
         let iat = now.ms.div_euclid(1000);
         let token = self.signer.issue(&Claims {
@@ -382,10 +400,10 @@ impl Booking {
             eid: row.id,
             seq: row.id,
             iat,
-            exp: iat + cfg.jwt_lifetime.as_secs() as i64,
+            exp: iat + self.cfg.jwt_lifetime.as_secs() as i64,
         })?;
         Ok(Entered {
-            status: status_of(&row, &st, now, cfg),
+            status: status,
             token,
             created,
         })
@@ -401,13 +419,16 @@ impl Booking {
             if touch_due(&row, now, cfg) || admission_due(c, &st, now, cfg)? {
                 Ok(None)
             } else {
-                Ok(Some(status_of(&row, &st, now, cfg)))
+                Ok(Some(status_of(c, &row, &st, now, cfg)?))
             }
         })?;
         if let Some(status) = read {
             return Ok(status);
         }
-        self.db.write(|c, now| {
+        let (cfg, who) = (self.cfg.clone(), *who);
+        self.db.write_op(move |c, now| {
+            let cfg = &*cfg;
+            let who = &who;
             let row = own_entry(c, who)?;
             if touch_due(&row, now, cfg) {
                 c.prepare_cached("UPDATE queue_entries SET last_seen_at = ?2 WHERE id = ?1")?
@@ -415,7 +436,7 @@ impl Booking {
             }
             admit(c, now, cfg)?;
             let row = own_entry(c, who)?;
-            Ok(status_of(&row, &state(c)?, now, cfg))
+            status_of(c, &row, &state(c)?, now, cfg)
         })
     }
 
@@ -461,10 +482,12 @@ mod tests {
     #[test]
     fn wait_estimate_grows_with_position_and_respects_the_rate_limit() {
         let cfg = Config::default().with_max_active(10);
-        assert_eq!(estimate_wait(1, &cfg), 600);
-        assert_eq!(estimate_wait(10, &cfg), 600);
-        assert_eq!(estimate_wait(11, &cfg), 1200);
+        assert_eq!(estimate_wait(1, 0, &cfg), 600);
+        assert_eq!(estimate_wait(10, 0, &cfg), 600);
+        assert_eq!(estimate_wait(11, 0, &cfg), 1200);
+        assert_eq!(estimate_wait(11, 1, &cfg), 600);
+        assert_eq!(estimate_wait(3, 5, &cfg), 0);
         let cfg = cfg.with_admit_per_minute(1);
-        assert_eq!(estimate_wait(30, &cfg), 1800);
+        assert_eq!(estimate_wait(30, 5, &cfg), 1800);
     }
 }

@@ -93,16 +93,18 @@ pub(crate) fn hold(
     showtime: ShowtimeId,
     seat: SeatId,
 ) -> Result<Ticket> {
-    let starts_at: i64 = c
-        .prepare_cached("SELECT starts_at FROM showtimes WHERE id = ?1")?
-        .query_row([showtime], |r| r.get(0))
+    let (starts_at, concert_id): (i64, ConcertId) = c
+        .prepare_cached("SELECT starts_at, concert_id FROM showtimes WHERE id = ?1")?
+        .query_row([showtime], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional_row()?
         .ok_or(Error::NotFound("showtime"))?;
-    let (seat_showtime, price, sold, claim, held_until): (i64, i64, bool, Option<i64>, Option<i64>) = c
+    let (seat_showtime, number, price, sold, claim, held_until): SeatClaim = c
         .prepare_cached(
-            "SELECT showtime_id, price, sold, ticket_id, held_until FROM seats WHERE id = ?1",
+            "SELECT showtime_id, number, price, sold, ticket_id, held_until FROM seats WHERE id = ?1",
         )?
-        .query_row([seat], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .query_row([seat], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+        })
         .optional_row()?
         .ok_or(Error::NotFound("seat"))?;
     if seat_showtime != showtime.0 {
@@ -125,8 +127,10 @@ pub(crate) fn hold(
     }
     if let Some(lapsed) = claim {
         // The previous hold lapsed: it becomes expired in the same transaction as the new hold.
-        c.prepare_cached("UPDATE tickets SET status = 'expired' WHERE id = ?1 AND status = 'held'")?
-            .execute([lapsed])?;
+        c.prepare_cached(
+            "UPDATE tickets SET status = 'expired' WHERE id = ?1 AND status = 'held'",
+        )?
+        .execute([lapsed])?;
     }
     let until = now.ms + ms(cfg.hold_ttl);
     c.prepare_cached(
@@ -137,13 +141,27 @@ pub(crate) fn hold(
     let id = c.last_insert_rowid();
     c.prepare_cached("UPDATE seats SET ticket_id = ?2, held_until = ?3 WHERE id = ?1")?
         .execute(params![seat, id, until])?;
-    load(c, now, TicketId(id))?.ok_or_else(|| Error::internal("ticket vanished"))
+    Ok(Ticket {
+        id: TicketId(id),
+        user_id: user,
+        concert_id,
+        showtime_id: showtime,
+        seat_id: seat,
+        seat_number: number,
+        price,
+        status: TicketStatus::Held,
+        held_until: from_millis(until),
+    })
 }
+
+/// A seat's showtime, number, price, sold flag, claiming ticket and hold end.
+type SeatClaim = (i64, i64, i64, bool, Option<i64>, Option<i64>);
 
 /// A user's tickets, newest first.
 pub(crate) fn of_user(c: &Connection, now: Now, user: UserId) -> Result<Vec<Ticket>> {
-    let mut stmt =
-        c.prepare_cached(&format!("{TICKET_SELECT} WHERE t.user_id = ?1 ORDER BY t.id DESC"))?;
+    let mut stmt = c.prepare_cached(&format!(
+        "{TICKET_SELECT} WHERE t.user_id = ?1 ORDER BY t.id DESC"
+    ))?;
     let rows = stmt.query_map([user], ticket_row(now))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
@@ -164,15 +182,18 @@ pub(crate) fn sweep(c: &Connection, now: Now) -> Result<usize> {
 
 /// Holds now, across all showtimes (for metrics).
 pub(crate) fn live_holds(c: &Connection, now: Now) -> Result<i64> {
-    Ok(c
-        .prepare_cached("SELECT COUNT(*) FROM tickets WHERE status = 'held' AND held_until > ?1")?
-        .query_row([now.ms], |r| r.get(0))?)
+    Ok(
+        c.prepare_cached("SELECT COUNT(*) FROM tickets WHERE status = 'held' AND held_until > ?1")?
+            .query_row([now.ms], |r| r.get(0))?,
+    )
 }
 
 impl Booking {
     /// Holds a seat for `user` for the hold TTL.
     pub fn hold(&self, user: UserId, showtime: ShowtimeId, seat: SeatId) -> Result<Ticket> {
-        self.db.write(|c, now| hold(c, now, &self.cfg, user, showtime, seat))
+        let cfg = self.cfg.clone();
+        self.db
+            .write_op(move |c, now| hold(c, now, &cfg, user, showtime, seat))
     }
 
     /// The user's tickets, newest first, with their status now.

@@ -61,7 +61,9 @@ impl Signer {
             .map_err(|e| Error::Unauthorized(format!("invalid token: {e}")))?;
         let c = data.claims;
         if now_secs >= c.exp {
-            return Err(Error::Unauthorized("token has expired; ask for a new one".into()));
+            return Err(Error::Unauthorized(
+                "token has expired; ask for a new one".into(),
+            ));
         }
         let user_id = UserId::parse(&c.sub)
             .map_err(|_| Error::Unauthorized("invalid token: bad subject".into()))?;

@@ -5,7 +5,6 @@ use crate::clock::from_millis;
 use crate::config::Config;
 use crate::db::{Now, OptionalRow};
 use crate::error::{Error, Result};
-use crate::idempotency;
 use crate::ids::{PaymentId, UserId};
 use crate::Booking;
 use chrono::{DateTime, Utc};
@@ -59,11 +58,12 @@ pub struct PointTransaction {
 }
 
 pub(crate) fn balance_of(c: &Connection, user: UserId) -> Result<i64> {
-    Ok(c
-        .prepare_cached("SELECT balance FROM wallets WHERE user_id = ?1")?
-        .query_row([user], |r| r.get(0))
-        .optional_row()?
-        .unwrap_or(0))
+    Ok(
+        c.prepare_cached("SELECT balance FROM wallets WHERE user_id = ?1")?
+            .query_row([user], |r| r.get(0))
+            .optional_row()?
+            .unwrap_or(0),
+    )
 }
 
 /// Changes a balance by `delta` and writes its ledger row; the one place a balance changes.
@@ -77,14 +77,21 @@ pub(crate) fn apply(
     payment: Option<PaymentId>,
 ) -> Result<i64> {
     let balance = balance_of(c, user)?;
-    let after = balance
-        .checked_add(delta)
-        .ok_or(Error::BalanceLimit { balance, max: cfg.max_balance })?;
+    let after = balance.checked_add(delta).ok_or(Error::BalanceLimit {
+        balance,
+        max: cfg.max_balance,
+    })?;
     if after < 0 {
-        return Err(Error::InsufficientPoints { balance, price: -delta });
+        return Err(Error::InsufficientPoints {
+            balance,
+            price: -delta,
+        });
     }
     if delta > 0 && after > cfg.max_balance {
-        return Err(Error::BalanceLimit { balance, max: cfg.max_balance });
+        return Err(Error::BalanceLimit {
+            balance,
+            max: cfg.max_balance,
+        });
     }
     c.prepare_cached(
         "INSERT INTO wallets (user_id, balance) VALUES (?1, ?2)
@@ -114,7 +121,10 @@ pub(crate) fn charge(
         )));
     }
     let balance = apply(c, now, cfg, user, amount, LedgerKind::Charge, None)?;
-    Ok(Balance { user_id: user, balance })
+    Ok(Balance {
+        user_id: user,
+        balance,
+    })
 }
 
 pub(crate) fn history(c: &Connection, user: UserId) -> Result<Vec<PointTransaction>> {
@@ -142,12 +152,12 @@ impl Booking {
     /// Charges `amount` points to the user's wallet. With an idempotency key, a repeat of the
     /// same request replays the first answer and changes nothing.
     pub fn charge(&self, user: UserId, amount: i64, key: Option<&str>) -> Result<Balance> {
-        let request = format!("charge amount={amount}");
-        self.db.write(|c, now| {
-            idempotency::guarded(c, now, user, key, &request, || {
-                charge(c, now, &self.cfg, user, amount)
-            })
-        })
+        self.keyed_write(
+            user,
+            key,
+            format!("charge amount={amount}"),
+            move |c, now, cfg| charge(c, now, cfg, user, amount),
+        )
     }
 
     /// The user's balance (0 for a user who never charged).

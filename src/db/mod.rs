@@ -13,11 +13,16 @@ use rusqlite_migration::{Migrations, M};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+pub mod batch;
+
+/// The process's write connection, shared by the direct path and the group-commit writer.
+pub(crate) type SharedConn = Arc<Mutex<Connection>>;
+
 /// The schema version this build writes (the number of migrations).
 pub const SCHEMA_VERSION: usize = 1;
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("../schema.sql"))])
+    Migrations::new(vec![M::up(include_str!("../../schema.sql"))])
 }
 
 /// What an operation sees of the moment it runs in: the time, read once inside the transaction.
@@ -31,7 +36,8 @@ pub(crate) struct Now {
 pub(crate) struct Db {
     path: PathBuf,
     read: r2d2::Pool<SqliteConnectionManager>,
-    write: Mutex<Connection>,
+    write: SharedConn,
+    batcher: Option<batch::Batcher>,
     clock: Arc<dyn Clock>,
 }
 
@@ -64,7 +70,9 @@ impl Db {
         // WAL is a property of the file: set once here, before any pooled connection exists.
         let mode: String = write.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
-            return Err(Error::internal(format!("cannot enable WAL (journal_mode={mode})")));
+            return Err(Error::internal(format!(
+                "cannot enable WAL (journal_mode={mode})"
+            )));
         }
         migrate(&mut write)?;
 
@@ -76,10 +84,21 @@ impl Db {
             .max_size(cfg.read_connections.max(1))
             .min_idle(Some(1))
             .build(manager)?;
+        let write = Arc::new(Mutex::new(write));
+        let batcher = match cfg.group_commit {
+            Some(settings) => Some(batch::Batcher::start(
+                write.clone(),
+                clock.clone(),
+                settings,
+                cfg.busy_timeout,
+            )?),
+            None => None,
+        };
         Ok(Db {
             path: path.to_path_buf(),
             read,
-            write: Mutex::new(write),
+            write,
+            batcher,
             clock,
         })
     }
@@ -105,6 +124,25 @@ impl Db {
         let out = f(&tx, self.now())?;
         tx.commit()?;
         Ok(out)
+    }
+
+    /// Runs a request's write operation: through the group-commit writer when it is on (sharing
+    /// one commit with whatever else is queued), else as [`Db::write`]. Either way the answer
+    /// comes only after the commit that makes it durable.
+    pub fn write_op<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, Now) -> Result<T> + Send + 'static,
+    {
+        match &self.batcher {
+            Some(b) => b.run(f),
+            None => self.write(f),
+        }
+    }
+
+    /// Batch-size counts of the group-commit writer, if it is on.
+    pub fn batch_stats(&self) -> Option<&batch::BatchStats> {
+        self.batcher.as_ref().map(|b| b.stats())
     }
 
     /// Runs `f` on a pooled read connection (no write lock).

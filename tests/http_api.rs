@@ -610,6 +610,8 @@ fn operations_endpoints_and_the_web_page() {
         "booking_queue_waiting 0",
         "booking_holds_live 1",
         "booking_payments_total 0",
+        "booking_group_commit_batches_total ",
+        "booking_group_commit_batches_by_size_total{size=\"1\"} ",
     ] {
         assert!(m.contains(needle), "missing {needle:?} in\n{m}");
     }

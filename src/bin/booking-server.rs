@@ -1,7 +1,7 @@
 //! `booking-server`: parse the flags, open the database, bind, serve (API.md §5).
 
 use anyhow::{bail, Context};
-use booking::{http, parse_duration, Booking, Config};
+use booking::{http, parse_duration, Booking, Config, GroupCommit};
 use clap::Parser;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -44,6 +44,10 @@ struct Args {
     /// a random secret is generated once and kept in the database.
     #[arg(long)]
     jwt_secret_file: Option<PathBuf>,
+    /// Run each request write in its own transaction instead of sharing one commit (and one
+    /// fsync) among the writes that arrive together.
+    #[arg(long)]
+    no_group_commit: bool,
     /// Seed a demo catalog if the database has no concerts, and print a quick start.
     #[arg(long)]
     demo: bool,
@@ -106,7 +110,11 @@ fn try_main() -> anyhow::Result<()> {
 }
 
 fn config(args: &Args) -> anyhow::Result<Config> {
-    let mut cfg = Config::default();
+    let mut cfg = Config::default().with_group_commit(if args.no_group_commit {
+        None
+    } else {
+        Some(GroupCommit::default())
+    });
     if let Some(d) = args.hold_ttl {
         cfg = cfg.with_hold_ttl(d);
     }

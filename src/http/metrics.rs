@@ -2,7 +2,7 @@
 //! rendered with the library's live figures in the Prometheus text format at `GET /metrics`.
 
 use super::router::Endpoint;
-use crate::Booking;
+use crate::{Booking, BATCH_BUCKETS};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -190,6 +190,34 @@ impl Metrics {
             }
             Err(e) => {
                 tracing::warn!(target: "booking::http", error = %e, "metrics: stats unavailable")
+            }
+        }
+        if let Some(b) = booking.batch_stats() {
+            let name = "booking_group_commit_batches_total";
+            header(
+                &mut out,
+                name,
+                "counter",
+                "Group-commit batches (one commit each).",
+            );
+            let _ = writeln!(out, "{name} {}", b.batches.load(Relaxed));
+            let name = "booking_group_commit_operations_total";
+            header(
+                &mut out,
+                name,
+                "counter",
+                "Request writes run through group commit.",
+            );
+            let _ = writeln!(out, "{name} {}", b.operations.load(Relaxed));
+            let name = "booking_group_commit_batches_by_size_total";
+            header(
+                &mut out,
+                name,
+                "counter",
+                "Group-commit batches by their number of operations.",
+            );
+            for (size, n) in BATCH_BUCKETS.iter().zip(&b.by_size) {
+                let _ = writeln!(out, "{name}{{size=\"{size}\"}} {}", n.load(Relaxed));
             }
         }
         out

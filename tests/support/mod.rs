@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use booking::http::{self, Options};
-use booking::{Booking, Config, ManualClock};
+use booking::{Booking, Config, GroupCommit, ManualClock};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -31,8 +31,12 @@ impl TestServer {
         TestServer::start_with(Config::default())
     }
 
-    /// The given policy, on a manual clock standing now.
-    pub fn start_with(cfg: Config) -> TestServer {
+    /// The given policy, on a manual clock standing now; group commit on unless the policy
+    /// says how (as in `booking-server`).
+    pub fn start_with(mut cfg: Config) -> TestServer {
+        if cfg.group_commit.is_none() {
+            cfg.group_commit = Some(GroupCommit::default());
+        }
         let dir = tempfile::tempdir().expect("temp dir");
         let clock = ManualClock::new(chrono::Utc::now());
         let booking =

@@ -76,7 +76,7 @@ fn the_whole_journey() {
 fn entering_the_queue() {
     let srv = TestServer::start();
     let c = srv.client();
-    for body in ["", "{}", r#"{"user_id":null}"#, " \n"] {
+    for body in ["", "{}", r#"{"user_id":null}"#, " {} \n"] {
         let r = c.post("/token", body);
         r.expect(201, "");
         assert!(r.json()["token"].is_string());
@@ -99,6 +99,7 @@ fn entering_the_queue() {
     c.post("/token", "[1]").expect(400, "invalid_request");
     c.post("/token", "{").expect(400, "invalid_json");
     c.post("/token", "user_id=x").expect(400, "invalid_json");
+    c.post("/token", " \r\n").expect(400, "invalid_json");
 }
 
 #[test]

@@ -64,9 +64,9 @@ impl Incoming<'_> {
             .map_err(|e| Error::InvalidRequest(format!("invalid request body: {e}")))
     }
 
-    /// Like [`Incoming::json`], but an empty (or blank) body stands for `{}`.
+    /// Like [`Incoming::json`], but an empty body stands for `{}`.
     pub fn json_or_empty<T: DeserializeOwned + Default>(&self) -> Result<T> {
-        if self.body.iter().all(u8::is_ascii_whitespace) {
+        if self.body.is_empty() {
             Ok(T::default())
         } else {
             self.json()
@@ -195,11 +195,18 @@ mod tests {
                 .amount,
             5
         );
-        assert!(with_body(" \n")
+        assert!(with_body("")
             .json_or_empty::<TokenBody>()
             .unwrap()
             .user_id
             .is_none());
+        assert_eq!(
+            with_body(" \r\n")
+                .json_or_empty::<TokenBody>()
+                .unwrap_err()
+                .code(),
+            "invalid_json"
+        );
         assert!(with_body(r#"{"user_id":null}"#)
             .json_or_empty::<TokenBody>()
             .unwrap()

@@ -110,29 +110,17 @@ fn try_main() -> anyhow::Result<()> {
 }
 
 fn config(args: &Args) -> anyhow::Result<Config> {
-    let mut cfg = Config::default().with_group_commit(if args.no_group_commit {
-        None
-    } else {
-        Some(GroupCommit::default())
-    });
-    if let Some(d) = args.hold_ttl {
-        cfg = cfg.with_hold_ttl(d);
-    }
-    if let Some(n) = args.max_active {
-        cfg = cfg.with_max_active(n);
-    }
-    if let Some(n) = args.admit_per_minute {
-        cfg = cfg.with_admit_per_minute(n);
-    }
-    if let Some(d) = args.active_ttl {
-        cfg = cfg.with_active_ttl(d);
-    }
-    if let Some(d) = args.idle_timeout {
-        cfg = cfg.with_idle_timeout(d);
-    }
-    if let Some(n) = args.max_holds_per_user {
-        cfg = cfg.with_max_holds_per_user(n);
-    }
+    let d = Config::default();
+    let mut cfg = Config {
+        hold_ttl: args.hold_ttl.unwrap_or(d.hold_ttl),
+        max_active: args.max_active.unwrap_or(d.max_active),
+        admit_per_minute: args.admit_per_minute.unwrap_or(d.admit_per_minute),
+        active_ttl: args.active_ttl.unwrap_or(d.active_ttl),
+        idle_timeout: args.idle_timeout.unwrap_or(d.idle_timeout),
+        max_holds_per_user: args.max_holds_per_user.unwrap_or(d.max_holds_per_user),
+        group_commit: (!args.no_group_commit).then(GroupCommit::default),
+        ..d
+    };
     match (
         std::env::var_os("BOOKING_JWT_SECRET"),
         &args.jwt_secret_file,

@@ -153,30 +153,37 @@ pub fn tune_listener(listener: &TcpListener, write_timeout: Duration) -> io::Res
         tv_sec: write_timeout.as_secs() as libc::time_t,
         tv_usec: write_timeout.subsec_micros() as libc::suseconds_t,
     };
-    let one: libc::c_int = 1;
-    // SAFETY: setsockopt on a socket we own, with pointers to values of the declared sizes.
-    let results = unsafe {
-        [
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_SNDTIMEO,
-                (&timeout as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            ),
-            libc::setsockopt(
-                fd,
-                libc::IPPROTO_TCP,
-                libc::TCP_NODELAY,
-                (&one as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            ),
-        ]
+    set_option(fd, libc::SOL_SOCKET, libc::SO_SNDTIMEO, &timeout)?;
+    set_option(
+        fd,
+        libc::IPPROTO_TCP,
+        libc::TCP_NODELAY,
+        &(1 as libc::c_int),
+    )
+}
+
+#[cfg(unix)]
+fn set_option<T>(
+    fd: libc::c_int,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
+    // SAFETY: setsockopt reads exactly size_of::<T>() bytes from a live reference.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
     };
-    if results.iter().any(|r| *r != 0) {
-        return Err(io::Error::last_os_error());
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
-    Ok(())
 }
 
 /// Elsewhere the accepted sockets keep the system's defaults.

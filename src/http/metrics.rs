@@ -83,7 +83,7 @@ impl Metrics {
         header(
             &mut out,
             "booking_http_requests_total",
-            "counter",
+            COUNTER,
             "HTTP requests answered, by route and status.",
         );
         for e in routes() {
@@ -134,7 +134,7 @@ impl Metrics {
             let _ = writeln!(out, "{name}_sum{{route=\"{}\"}} {sum}", e.label());
             let _ = writeln!(out, "{name}_count{{route=\"{}\"}} {count}", e.label());
         }
-        let counters = [
+        let own = [
             (
                 "booking_http_panics_total",
                 "Handler panics answered with 500 internal.",
@@ -151,69 +151,65 @@ impl Metrics {
                 &self.abandoned,
             ),
         ];
-        for (name, help, value) in counters {
-            header(&mut out, name, "counter", help);
-            let _ = writeln!(out, "{name} {}", value.load(Relaxed));
+        for (name, help, value) in own {
+            single(&mut out, name, COUNTER, help, value.load(Relaxed));
         }
         match booking.stats() {
             Ok(s) => {
-                let gauges = [
-                    (
-                        "booking_queue_waiting",
-                        "gauge",
-                        "Users waiting in the queue now.",
-                        s.waiting,
-                    ),
-                    (
-                        "booking_queue_active",
-                        "gauge",
-                        "Users admitted (active) now.",
-                        s.active,
-                    ),
-                    (
-                        "booking_holds_live",
-                        "gauge",
-                        "Seats held and not yet lapsed now.",
-                        s.live_holds,
-                    ),
-                    (
-                        "booking_payments_total",
-                        "counter",
-                        "Payments made (all processes on this database).",
-                        s.payments,
-                    ),
-                ];
-                for (name, kind, help, value) in gauges {
-                    header(&mut out, name, kind, help);
-                    let _ = writeln!(out, "{name} {value}");
-                }
+                single(
+                    &mut out,
+                    "booking_queue_waiting",
+                    GAUGE,
+                    "Users waiting in the queue now.",
+                    s.waiting,
+                );
+                single(
+                    &mut out,
+                    "booking_queue_active",
+                    GAUGE,
+                    "Users admitted (active) now.",
+                    s.active,
+                );
+                single(
+                    &mut out,
+                    "booking_holds_live",
+                    GAUGE,
+                    "Seats held and not yet lapsed now.",
+                    s.live_holds,
+                );
+                single(
+                    &mut out,
+                    "booking_payments_total",
+                    COUNTER,
+                    "Payments made (all processes on this database).",
+                    s.payments,
+                );
             }
             Err(e) => {
                 tracing::warn!(target: "booking::http", error = %e, "metrics: stats unavailable")
             }
         }
         if let Some(b) = booking.batch_stats() {
-            let name = "booking_group_commit_batches_total";
-            header(
+            let (batches, ops) = (b.batches.load(Relaxed), b.operations.load(Relaxed));
+            single(
                 &mut out,
-                name,
-                "counter",
+                "booking_group_commit_batches_total",
+                COUNTER,
                 "Group-commit batches (one commit each).",
+                batches,
             );
-            let _ = writeln!(out, "{name} {}", b.batches.load(Relaxed));
-            let name = "booking_group_commit_operations_total";
-            header(
+            single(
                 &mut out,
-                name,
-                "counter",
+                "booking_group_commit_operations_total",
+                COUNTER,
                 "Request writes run through group commit.",
+                ops,
             );
-            let _ = writeln!(out, "{name} {}", b.operations.load(Relaxed));
             let name = "booking_group_commit_batches_by_size_total";
             header(
                 &mut out,
                 name,
-                "counter",
+                COUNTER,
                 "Group-commit batches by their number of operations.",
             );
             for (size, n) in BATCH_BUCKETS.iter().zip(&b.by_size) {
@@ -222,6 +218,15 @@ impl Metrics {
         }
         out
     }
+}
+
+const COUNTER: &str = "counter";
+const GAUGE: &str = "gauge";
+
+/// A metric with one value and no labels.
+fn single(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    header(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {

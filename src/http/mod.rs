@@ -152,6 +152,7 @@ pub fn serve_with(
     for t in threads {
         let _ = t.join();
     }
+    worker::finish(&shared);
     tracing::info!(target: "booking::http", "stopped");
     Ok(())
 }

@@ -7,11 +7,10 @@ use super::reply::Reply;
 use super::router::{self, Endpoint, Unrouted};
 use super::{Shared, BODY_LIMIT};
 use crate::error::Error;
+use crossbeam_channel::{Receiver, RecvTimeoutError, SendError, Sender};
 use std::io::{Cursor, Read};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::mpsc;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tiny_http::{Header, Method, Request, Response, StatusCode};
 
@@ -28,17 +27,14 @@ const DRAIN_LIMIT: usize = 1 << 30;
 
 /// Requests whose bodies still have to be read from the socket.
 pub struct BodyLane {
-    tx: Mutex<mpsc::Sender<Request>>,
-    rx: Mutex<mpsc::Receiver<Request>>,
+    tx: Sender<Request>,
+    rx: Receiver<Request>,
 }
 
 impl Default for BodyLane {
     fn default() -> Self {
-        let (tx, rx) = mpsc::channel();
-        BodyLane {
-            tx: Mutex::new(tx),
-            rx: Mutex::new(rx),
-        }
+        let (tx, rx) = crossbeam_channel::unbounded();
+        BodyLane { tx, rx }
     }
 }
 
@@ -103,17 +99,18 @@ pub fn run_supervisor(shared: &Shared) {
 /// A body thread: answers the requests whose bodies must be read from the socket.
 pub fn run_body_lane(shared: &Shared) {
     loop {
-        let next = shared
-            .body_lane
-            .rx
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .recv_timeout(POLL);
-        match next {
+        match shared.body_lane.rx.recv_timeout(POLL) {
             Ok(rq) => answer(shared, rq),
-            Err(mpsc::RecvTimeoutError::Timeout) if !shared.stopping() => {}
+            Err(RecvTimeoutError::Timeout) if !shared.stopping() => {}
             Err(_) => return,
         }
+    }
+}
+
+/// After every thread has stopped: answers what is left in the body lane.
+pub fn finish(shared: &Shared) {
+    while let Ok(rq) = shared.body_lane.rx.try_recv() {
+        answer(shared, rq);
     }
 }
 
@@ -143,13 +140,8 @@ fn dispatch(shared: &Shared, rq: Request) {
     if body_in_memory(&rq) {
         answer(shared, rq);
     } else {
-        let lane = shared
-            .body_lane
-            .tx
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Err(mpsc::SendError(rq)) = lane.send(rq) {
-            drop(lane);
+        // The lane's receiver lives as long as `shared`: sending cannot fail.
+        if let Err(SendError(rq)) = shared.body_lane.tx.send(rq) {
             answer(shared, rq);
         }
     }

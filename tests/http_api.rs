@@ -562,9 +562,9 @@ fn idempotent_replays() {
 
 #[test]
 fn a_locked_database_is_503_busy() {
-    let mut cfg = booking::Config::default();
-    cfg.busy_timeout = Duration::from_millis(100);
-    let srv = TestServer::start_with(cfg);
+    let srv = TestServer::start_with(
+        booking::Config::default().with_busy_timeout(Duration::from_millis(100)),
+    );
     let u = srv.enter();
     let lock = rusqlite::Connection::open(srv.booking.path()).unwrap();
     lock.execute_batch("BEGIN IMMEDIATE").unwrap();

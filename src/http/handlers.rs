@@ -44,17 +44,13 @@ pub fn handle(shared: &Shared, route: Route, req: &Incoming) -> Result<Reply> {
             Endpoint::Tickets => ok(b.tickets(user)?),
             Endpoint::Charge => {
                 let body: ChargeBody = body_of(req, &who, |b: &ChargeBody| b.user_id.as_deref())?;
-                ok(b.charge(user, body.amount, req.idempotency_key.as_deref())?)
+                ok(b.charge(user, body.amount, req.idempotency_key)?)
             }
             Endpoint::Balance => ok(b.balance(user)?),
             Endpoint::PointHistory => ok(b.point_history(user)?),
             Endpoint::Pay => {
                 let body: PayBody = body_of(req, &who, |b: &PayBody| b.user_id.as_deref())?;
-                let payment = b.pay(
-                    user,
-                    TicketId::new(body.ticket_id)?,
-                    req.idempotency_key.as_deref(),
-                )?;
+                let payment = b.pay(user, TicketId::new(body.ticket_id)?, req.idempotency_key)?;
                 Ok(Reply::json(201, &payment))
             }
             Endpoint::PaymentHistory => ok(b.payment_history(user)?),

@@ -86,7 +86,7 @@ pub fn same_user(claimed: Option<&str>, who: &Principal) -> Result<()> {
 
 /// Decodes `%XX` escapes (and `+` as a space in a query, when `plus_is_space`).
 pub fn percent_decode(s: &str, plus_is_space: bool) -> Cow<'_, str> {
-    if !s.contains('%') && !(plus_is_space && s.contains('+')) {
+    if !s.contains('%') && (!plus_is_space || !s.contains('+')) {
         return s.into();
     }
     let b = s.as_bytes();

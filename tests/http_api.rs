@@ -113,6 +113,8 @@ fn unknown_routes_and_wrong_methods() {
         "/token/",
         "/Token",
         "/openapi.yaml",
+        "*",
+        "http://x/token",
     ] {
         c.get(path).expect(404, "not_found");
     }

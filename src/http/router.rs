@@ -146,7 +146,7 @@ fn resource(path: &str) -> Option<Resource> {
     }
     Endpoint::ALL
         .iter()
-        .find(|e| e.path() == path)
+        .find(|e| e.path() == path && path.starts_with('/'))
         .map(|e| Resource::Fixed(e.path()))
 }
 

@@ -65,6 +65,7 @@ pub fn run_worker(shared: &Shared) {
 pub fn run_supervisor(shared: &Shared) {
     let mut stuck_since: Option<Instant> = None;
     let mut last_check = Instant::now();
+    let mut last_queue = 0;
     while !shared.stopping() {
         let mut served = false;
         for server in shared.front.retired() {
@@ -75,7 +76,12 @@ pub fn run_supervisor(shared: &Shared) {
         }
         if last_check.elapsed() >= POLL * 2 {
             last_check = Instant::now();
-            if shared.front.accept_queue().unwrap_or(0) == 0 {
+            // A live loop empties the queue at once; only a queue that stays non-empty and
+            // never shrinks for a while means nobody accepts.
+            let queue = shared.front.accept_queue().unwrap_or(0);
+            let moving = queue == 0 || queue < last_queue;
+            last_queue = queue;
+            if moving {
                 stuck_since = None;
             } else if stuck_since.get_or_insert_with(Instant::now).elapsed() >= STUCK {
                 stuck_since = None;

@@ -119,6 +119,8 @@ fn config(args: &Args) -> anyhow::Result<Config> {
         idle_timeout: args.idle_timeout.unwrap_or(d.idle_timeout),
         max_holds_per_user: args.max_holds_per_user.unwrap_or(d.max_holds_per_user),
         group_commit: (!args.no_group_commit).then(GroupCommit::default),
+        // One read connection per worker: a reading request never waits for a connection.
+        read_connections: u32::try_from(args.threads).unwrap_or(u32::MAX),
         ..d
     };
     match (

@@ -633,10 +633,19 @@ function render() {
   $("#catalog").hidden = v !== "active";
   $("#over").hidden = v !== "expired";
   $("#side").hidden = v !== "active" && v !== "expired";
+  arrangeSide(v);
   renderTurn();
   renderSteps();
   renderWaiting();
   renderOver();
+}
+
+/** While booking: held seats, wallet, tickets. Once the turn is over: tickets first. */
+function arrangeSide(v) {
+  const side = $("#side");
+  const order = v === "expired" ? ["#holds", "#mine", "#wallet"] : ["#holds", "#wallet", "#mine"];
+  const want = order.map((s) => $(s));
+  if (want.some((el, i) => side.children[i] !== el)) side.append(...want);
 }
 
 function renderTurn() {
@@ -839,6 +848,7 @@ function renderHolds() {
   const live = state.tickets.filter(liveHold).sort((a, b) => a.seat_number - b.seat_number);
   const lapsed = lapsedHolds();
   $("#holds-empty").hidden = live.length + lapsed.length > 0;
+  $("#holds").hidden = view() === "expired" && live.length + lapsed.length === 0;
   $("#holds-empty").textContent =
     view() === "active" ? "No seats held yet. Pick one on the seat map." : "You hold no seats.";
   $("#holds-list").replaceChildren(

@@ -213,6 +213,27 @@ async function twoVisitors(bin) {
     await shot(b, "02-waiting-room-phone");
     await b.setViewportSize(DESKTOP);
 
+    // B's tab hidden for long: polling stops; visible again: it resumes at once.
+    const polls = [];
+    b.on("request", (r) => {
+      if (r.method() === "GET" && new URL(r.url()).pathname === "/token") polls.push(Date.now());
+    });
+    await b.evaluate(() => {
+      Object.defineProperty(document, "hidden", { configurable: true, get: () => true });
+      document.dispatchEvent(new Event("visibilitychange"));
+      state.hiddenSince = Date.now() - 61000; // as if hidden for over a minute
+    });
+    await text(b, "#waiting-note", /Paused while this tab is in the background/, 6000);
+    const pausedAt = polls.length;
+    await sleep(3500);
+    if (polls.length !== pausedAt) throw new Error("GET /token went on while the tab was hidden");
+    await b.evaluate(() => {
+      delete document.hidden;
+      document.dispatchEvent(new Event("visibilitychange"));
+    });
+    await until("a poll once the tab is visible", () => polls.length > pausedAt, 2000);
+    await text(b, "#waiting-note", /You are next/);
+
     // A: concert, date (priced sections), two seats: one by mouse, one by keyboard.
     await choose(a, "#concerts", /Aurora Strings/);
     await visible(a, "#dates button");

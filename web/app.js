@@ -835,6 +835,16 @@ function renderSeatPages(pages) {
 
 const currentSeat = (id) => state.seats.find((s) => s.id === id);
 
+/** Arrow keys move between seats: left and right by one, up and down by a row of ten. */
+function onSeatKey(event) {
+  const step = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -10, ArrowDown: 10 }[event.key];
+  if (!step || !event.target.classList.contains("seat")) return;
+  const all = Array.from(document.querySelectorAll("#seatmap button.seat"));
+  const next = all[all.indexOf(event.target) + step];
+  if (next) next.focus();
+  event.preventDefault();
+}
+
 function showSeatInfo(id, sec) {
   const seat = currentSeat(id);
   if (!seat) return;
@@ -991,6 +1001,7 @@ function start() {
   $("#join").addEventListener("click", join);
   $("#rejoin").addEventListener("click", join);
   $("#charge-form").addEventListener("submit", charge);
+  $("#seatmap").addEventListener("keydown", onSeatKey);
   $("#charge-amount").addEventListener("input", () => (state.chargeEdited = true));
   $("#toast-close").addEventListener("click", () => ($("#toast").hidden = true));
   $("#forget").addEventListener("click", () => {

@@ -373,6 +373,11 @@ async function lapsedHold(bin) {
     await text(c, "#seatmap", /Every seat 55,000 points/);
     await c.reload(); // the turn and the chosen date survive a reload
     await seatIs(c, 1, "available");
+    await seat(c, 1).focus();
+    await c.keyboard.press("ArrowDown");
+    await c.keyboard.press("ArrowRight");
+    const focused = await c.evaluate(() => document.activeElement.getAttribute("aria-label"));
+    if (focused !== "Seat 12, 55,000 points, available") throw new Error(`arrow keys led to ${focused}`);
     await seat(c, 1).click();
     await seatIs(c, 1, "held by you");
     await text(c, "#holds-list", /Held for you: 0:0[0-4] left/);

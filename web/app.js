@@ -31,6 +31,7 @@ const state = {
   showtimeId: null,
   seats: [],
   seatPage: 0,
+  infoSeat: null, // [seat id, section] described under the map
   tickets: [],
   balance: null,
   payments: [],
@@ -461,7 +462,7 @@ async function hold(seat) {
   } finally {
     if (button) button.removeAttribute("aria-busy");
   }
-  await loadSeats().catch(() => {});
+  await Promise.all([loadSeats(), loadShowtimes()]).catch(() => {});
 }
 
 function onSeatClick(seat) {
@@ -773,6 +774,8 @@ function renderSeats() {
   if (box.dataset.layout !== layout) {
     box.dataset.layout = layout;
     box.replaceChildren(...drawSections(shown));
+    state.infoSeat = null;
+    $("#seat-info").textContent = "Hover over or focus a seat to see its price.";
     renderSeatPages(pages);
   }
   for (const seat of shown) {
@@ -786,6 +789,7 @@ function renderSeats() {
     b.title = `Seat ${seat.number} · ${pts(seat.price)} · ${STATUS_TEXT[status]}`;
     b.setAttribute("aria-disabled", String(status !== "available"));
   }
+  if (state.infoSeat) showSeatInfo(...state.infoSeat); // its status may have changed
 }
 
 function drawSections(seats) {
@@ -847,11 +851,13 @@ function onSeatKey(event) {
 
 function showSeatInfo(id, sec) {
   const seat = currentSeat(id);
+  state.infoSeat = seat ? [id, sec] : null;
   if (!seat) return;
   const status = seatStatus(seat);
   const hint = status === "available" ? " — click or press Enter to hold it" : "";
   const where = sec.named ? ` · ${sec.name}` : "";
-  $("#seat-info").textContent = `Seat ${seat.number}${where} · ${pts(seat.price)} · ${STATUS_TEXT[status]}${hint}`;
+  const text = `Seat ${seat.number}${where} · ${pts(seat.price)} · ${STATUS_TEXT[status]}${hint}`;
+  if ($("#seat-info").textContent !== text) $("#seat-info").textContent = text; // no repeated announcements
 }
 
 function renderHolds() {
@@ -881,6 +887,8 @@ function renderHolds() {
       ),
     ),
   );
+  $("#holds-jump").hidden = !live.length;
+  $("#holds-jump a").textContent = `You hold ${live.length === 1 ? "1 seat" : `${live.length} seats`}: pay below ↓`;
   const pay = $("#pay-all");
   pay.hidden = live.length < 2;
   pay.disabled = false;

@@ -194,6 +194,8 @@ async function twoVisitors(bin) {
   try {
     // A joins and is let in at once.
     await a.goto(srv.url);
+    await text(a, "#turn", /^Not in the queue$/);
+    await shot(a, "00-welcome-phone");
     await a.getByRole("button", { name: "Join the queue" }).click();
     await visible(a, "#catalog");
     await text(a, "#turn", /^Your turn · \d+:\d\d left$/);
@@ -255,6 +257,9 @@ async function twoVisitors(bin) {
     await seat(a, 4).focus();
     await a.keyboard.press("Enter");
     await seatIs(a, 4, "held by you");
+    await text(a, "#seat-info", /^Seat 4 · Section A · 150,000 points · held by you$/);
+    await text(a, "#dates", /48 of 50 seats left/);
+    await text(a, "#holds-jump", /You hold 2 seats: pay below/);
     await text(a, "#turn", /Your turn/);
 
     // A: paying with no points is refused with a clear message; the wallet suggests the amount.

@@ -587,7 +587,7 @@ fn operations_endpoints_and_the_web_page() {
     assert!(doc.json()["openapi"].as_str().unwrap().starts_with("3."));
     for (path, ty, needle) in [
         ("/", "text/html", "/openapi.json"),
-        ("/app.js", "text/javascript", "healthz"),
+        ("/app.js", "text/javascript", "/token"),
         ("/app.css", "text/css", "body"),
     ] {
         let r = c.get(path);

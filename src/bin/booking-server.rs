@@ -158,12 +158,13 @@ fn init_logging(flag: Option<&str>) {
 fn quick_start(addr: &str) -> String {
     format!(
         r#"
-quick start (needs curl and jq):
+demo page: open http://{addr}/ in a browser to join the queue, pick a seat and pay
+
+or use the API (described at http://{addr}/openapi.json; needs curl and jq):
   B=http://{addr}
   TOKEN=$(curl -s -X POST $B/token | jq -r .token)
   curl -s -H "Authorization: Bearer $TOKEN" $B/concerts
   curl -s -H "Authorization: Bearer $TOKEN" $B/concerts/1
-  curl -s -H "Authorization: Bearer $TOKEN" $B/concerts/1:1
-  open http://{addr}/ in a browser, or read http://{addr}/openapi.json"#
+  curl -s -H "Authorization: Bearer $TOKEN" $B/concerts/1:1"#
     )
 }

@@ -71,13 +71,15 @@ const CHECKS: &[(&str, &str)] = &[
     ),
     (
         "sold_seat_has_one_paid_ticket_and_payment",
-        "SELECT 'seat ' || s.id || ' is sold with ' || x.paid || ' paid tickets and ' || x.pays || ' payments'
-         FROM seats s JOIN (
-            SELECT seat.id AS id,
-              (SELECT COUNT(*) FROM tickets t WHERE t.seat_id = seat.id AND t.status = 'paid') AS paid,
-              (SELECT COUNT(*) FROM payments p JOIN tickets t ON t.id = p.ticket_id WHERE t.seat_id = seat.id) AS pays
-            FROM seats seat WHERE seat.sold = 1) x ON x.id = s.id
-         WHERE x.paid <> 1 OR x.pays <> 1",
+        "SELECT 'seat ' || s.id || ' is sold with ' || COALESCE(paid.n, 0) || ' paid tickets and '
+                || COALESCE(pays.n, 0) || ' payments'
+         FROM seats s
+         LEFT JOIN (SELECT seat_id, COUNT(*) AS n FROM tickets WHERE status = 'paid' GROUP BY seat_id) paid
+           ON paid.seat_id = s.id
+         LEFT JOIN (SELECT t.seat_id, COUNT(*) AS n FROM payments p JOIN tickets t ON t.id = p.ticket_id
+                    GROUP BY t.seat_id) pays
+           ON pays.seat_id = s.id
+         WHERE s.sold = 1 AND (COALESCE(paid.n, 0) <> 1 OR COALESCE(pays.n, 0) <> 1)",
     ),
     (
         "paid_ticket_has_sold_seat",

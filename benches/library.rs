@@ -15,7 +15,7 @@ use booking::{
 };
 use common::stats::{num, Table};
 use common::{config, durability_name, fast, ok, open, prepare, run, showtime, Args, Outcome};
-use common::{TempDb, PRICE};
+use common::{TempDb, OUTCOME_COLUMNS, PRICE};
 use rusqlite::{params, Connection, TransactionBehavior};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -52,18 +52,9 @@ fn main() {
                     durability_name(d),
                     out.rate()
                 );
-                results.row(vec![
-                    op.into(),
-                    durability_name(d).into(),
-                    commit.into(),
-                    threads.to_string(),
-                    out.ops.to_string(),
-                    num(out.rate()),
-                    num(out.lat.quantile_us(0.50)),
-                    num(out.lat.quantile_us(0.99)),
-                    out.errors.to_string(),
-                    num(out.rate() / base_rate),
-                ]);
+                let head = [op, durability_name(d), commit, &threads.to_string()].map(String::from);
+                let ratio = num(out.rate() / base_rate);
+                results.row([&head[..], &out.cells(), &[ratio]].concat());
                 if let Some(e) = &out.first_error {
                     first_errors.push(format!("{op} {commit} ×{threads}: {e}"));
                 }

@@ -121,7 +121,21 @@ impl Outcome {
     pub fn rate(&self) -> f64 {
         self.ops as f64 / self.elapsed.as_secs_f64()
     }
+
+    /// The columns `ops`, `ops/s`, `p50 µs`, `p99 µs`, `errors` of a results table.
+    pub fn cells(&self) -> Vec<String> {
+        vec![
+            self.ops.to_string(),
+            stats::num(self.rate()),
+            stats::num(self.lat.quantile_us(0.50)),
+            stats::num(self.lat.quantile_us(0.99)),
+            self.errors.to_string(),
+        ]
+    }
 }
+
+/// The column titles matching [`Outcome::cells`].
+pub const OUTCOME_COLUMNS: [&str; 5] = ["ops", "ops/s", "p50 µs", "p99 µs", "errors"];
 
 /// Runs `op(i)` on `threads` threads, for global indices `i` in `0..max_ops` (thread `t` takes
 /// `t, t + threads, ...`), until the indices run out or `limit` has passed. Every `i` is given

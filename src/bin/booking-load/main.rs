@@ -6,6 +6,8 @@
 //!   equal the 201 payments. Exit 1 on any error, failed check or broken invariant.
 //! - `booking-load prepare --db PATH [--out DIR]`: seeds a journey catalog and, with `--out`,
 //!   writes request data for `wrk` (see `scripts/bench-http.sh`).
+//! - `booking-load verify --db PATH`: runs `verify` and counts sold seats and payments (after a
+//!   `wrk` run). Exit 1 on any broken invariant.
 
 mod client;
 #[cfg(test)]
@@ -43,6 +45,12 @@ enum Cmd {
         out: Option<PathBuf>,
         #[command(flatten)]
         plan: prepare::Plan,
+    },
+    /// Check every invariant of a database and count its sold seats and payments.
+    Verify {
+        /// The database (the server may be running on it).
+        #[arg(long)]
+        db: PathBuf,
     },
 }
 
@@ -89,6 +97,13 @@ fn try_main() -> anyhow::Result<bool> {
             Ok(true)
         }
         Cmd::Journey(args) => run_journey(args),
+        Cmd::Verify { db } => {
+            let b = open_for_checks(&db)?;
+            let ok = verified(&b)?;
+            let payments = b.stats()?.payments;
+            println!("sold seats: {}, payments: {payments}", sold_seats(&b)?);
+            Ok(ok)
+        }
     }
 }
 
@@ -133,17 +148,13 @@ fn run_journey(args: JourneyArgs) -> anyhow::Result<bool> {
     }
     let mut ok = report.error_count() == 0;
     if let (Some(b), Some(before)) = (&db, sold_before) {
-        let verify = b.verify()?;
+        let clean = verified(b)?;
         let sold = sold_seats(b)? - before;
         println!(
-            "verify: {}; seats sold during the run {sold}, payments answered 201: {}",
-            if verify.ok { "ok" } else { "VIOLATIONS" },
+            "seats sold during the run: {sold}; payments answered 201: {}",
             report.paid
         );
-        for v in &verify.violations {
-            println!("  violation {}: {}", v.invariant, v.detail);
-        }
-        ok &= verify.ok && sold == report.paid;
+        ok &= clean && sold == report.paid;
     }
     println!("result: {}", if ok { "PASS" } else { "FAIL" });
     Ok(ok)
@@ -154,6 +165,16 @@ fn run_journey(args: JourneyArgs) -> anyhow::Result<bool> {
 fn open_for_checks(path: &PathBuf) -> anyhow::Result<Booking> {
     let cfg = Config::default().with_jwt_secret(b"booking-load checks only".to_vec());
     Booking::open(path, cfg).with_context(|| format!("cannot open {}", path.display()))
+}
+
+/// Runs `verify` and prints its verdict and violations; true when clean.
+fn verified(b: &Booking) -> anyhow::Result<bool> {
+    let verify = b.verify()?;
+    println!("verify: {}", if verify.ok { "ok" } else { "VIOLATIONS" });
+    for v in &verify.violations {
+        println!("  violation {}: {}", v.invariant, v.detail);
+    }
+    Ok(verify.ok)
 }
 
 /// Seats sold across the whole catalog.

@@ -5,7 +5,8 @@
 //! baseline (same durability, same thread count), so machine noise cancels.
 //!
 //! `cargo bench --features bench --bench library [-- --durability full,normal --threads 1,8
-//! --secs 2 --max-ops 100000 baseline enter poll hold charge pay]`
+//! --secs 2 --max-ops 100000 baseline enter poll hold charge pay]` — naming cases runs only
+//! those; without `baseline` among them there are no ratios (handy under a profiler).
 
 mod common;
 
@@ -34,9 +35,8 @@ const WALLETS: u64 = 10_000;
 fn main() {
     let args = Args::parse(&[1, 8], 2.0, 100_000);
     println!("{}\n", common::machine());
-    let mut results = Table::new(&[
-        "op", "sync", "commit", "threads", "ops", "ops/s", "p50 µs", "p99 µs", "errors", "× raw",
-    ]);
+    let head = ["op", "sync", "commit", "threads"];
+    let mut results = Table::new(&[&head[..], &OUTCOME_COLUMNS, &["× raw"]].concat());
     let mut header = vec!["op", "sync", "threads", "batches", "ops/batch"];
     header.extend(BATCH_BUCKETS);
     let mut batches = Table::new(&header);
@@ -44,8 +44,9 @@ fn main() {
     let mut hold_rates = HashMap::new();
     for &d in &args.durabilities {
         for &threads in &args.threads {
-            let base = baseline(d, threads, &args);
-            let base_rate = base.rate();
+            // Named cases without `baseline` skip it (for profiling one case): no ratios then.
+            let base = args.wants("baseline").then(|| baseline(d, threads, &args));
+            let base_rate = base.as_ref().map_or(f64::NAN, Outcome::rate);
             let mut report = |op: &str, commit: &str, out: &Outcome| {
                 eprintln!(
                     "  {op} {} {commit} ×{threads}: {:.0}/s",
@@ -59,7 +60,9 @@ fn main() {
                     first_errors.push(format!("{op} {commit} ×{threads}: {e}"));
                 }
             };
-            report("raw SQLite", "raw", &base);
+            if let Some(base) = &base {
+                report("raw SQLite", "raw", base);
+            }
             for op in ["enter", "poll", "hold", "charge", "pay"] {
                 if !args.wants(op) {
                     continue;

@@ -16,7 +16,6 @@ use common::stats::{num, Table};
 use common::{config, durability_name, fast, ok, open, prepare, run, showtime, Args, Outcome};
 use common::{TempDb, OUTCOME_COLUMNS};
 use rusqlite::{params, Connection};
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 /// Waiting users polled, spread evenly along the queue.
@@ -45,43 +44,80 @@ fn sizes() -> Vec<u64> {
         .unwrap_or_else(|| vec![1_000, 100_000, 1_000_000])
 }
 
+/// Measurement rounds; each figure is the median round, and rounds go over all sizes in turn
+/// so that a noisy moment on a shared machine hits every size alike.
+const ROUNDS: usize = 3;
+
 fn queue(args: &Args, sizes: &[u64]) -> Table {
     let mut table = Table::new(
         &[
             &["waiting", "op", "sync", "threads"][..],
             &OUTCOME_COLUMNS,
-            &["mean µs", "× cost at first size"],
+            &["µs/op", "× cost at first size"],
         ]
         .concat(),
     );
-    let mut first: HashMap<(String, &str, usize), f64> = HashMap::new();
-    for &n in sizes {
-        let db = TempDb::new();
-        let t0 = std::time::Instant::now();
-        build_queue(&db, n);
-        let polled = tokens_of_sampled(&db, n);
-        eprintln!("queue of {n} built in {:.1?}", t0.elapsed());
-        for &d in &args.durabilities {
-            let b = open(&db.path, config(d, false));
-            for &threads in &args.threads {
-                for op in ["poll", "enter"] {
-                    let out = run(threads, args.limit(), args.max_ops, |i| match op {
-                        "poll" => poll(&b, &polled[i as usize % polled.len()]),
-                        _ => ok(b.enter_queue(None)),
-                    });
-                    // Cost per operation: mean latency (the rate on 2 cores with more threads
-                    // than cores says little about one operation).
-                    let cost = out.lat.mean_us();
-                    let base = *first.entry((format!("{d:?}"), op, threads)).or_insert(cost);
+    let queues: Vec<(u64, TempDb, Vec<Principal>)> = sizes
+        .iter()
+        .map(|&n| {
+            let db = TempDb::new();
+            let t0 = std::time::Instant::now();
+            build_queue(&db, n);
+            let polled = tokens_of_sampled(&db, n);
+            eprintln!("queue of {n} built in {:.1?}", t0.elapsed());
+            (n, db, polled)
+        })
+        .collect();
+    for &d in &args.durabilities {
+        let handles: Vec<Booking> = queues
+            .iter()
+            .map(|(_, db, _)| open(&db.path, config(d, false)))
+            .collect();
+        for &threads in &args.threads {
+            for op in ["poll", "enter"] {
+                let mut rounds: Vec<Vec<Outcome>> = queues.iter().map(|_| Vec::new()).collect();
+                for _ in 0..ROUNDS {
+                    for (k, ((n, db, polled), b)) in queues.iter().zip(&handles).enumerate() {
+                        let out = run(threads, args.limit(), args.max_ops, |i| match op {
+                            "poll" => poll(b, &polled[i as usize % polled.len()]),
+                            _ => ok(b.enter_queue(None)),
+                        });
+                        if op == "enter" {
+                            trim_queue(db, *n); // back to exactly n waiting
+                        }
+                        rounds[k].push(out);
+                    }
+                }
+                let medians: Vec<Outcome> = rounds.into_iter().map(median).collect();
+                // Cost per operation as machine time (1 / throughput): with more threads than
+                // cores, a single call's latency mostly measures waiting for a core.
+                let cost = |o: &Outcome| 1e6 / o.rate();
+                for ((n, _, _), out) in queues.iter().zip(&medians) {
                     let head = [&n.to_string(), op, durability_name(d), &threads.to_string()];
-                    let tail = [num(cost), num(cost / base)];
+                    let tail = [num(cost(out)), num(cost(out) / cost(&medians[0]))];
                     table.row([&head.map(String::from)[..], &out.cells(), &tail].concat());
-                    eprintln!("  {n} {op} {d:?} ×{threads}: {:.1} µs", cost);
+                    eprintln!("  {n} {op} {d:?} ×{threads}: {:.1} µs/op", cost(out));
                 }
             }
         }
     }
     table
+}
+
+/// The round with the median throughput.
+fn median(mut rounds: Vec<Outcome>) -> Outcome {
+    rounds.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
+    rounds.swap_remove(rounds.len() / 2)
+}
+
+/// Removes the entries a measurement of `enter` added, so every round and size sees its queue
+/// of exactly `n` waiting users.
+fn trim_queue(db: &TempDb, n: u64) {
+    let c = Connection::open(&db.path).expect("open");
+    c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    let last = u64::from(Config::default().max_active) + n;
+    c.execute("DELETE FROM queue_entries WHERE id > ?1", [last as i64])
+        .expect("trim the queue");
 }
 
 /// Fills the queue of a fresh database: 100 active users (a full room at the default

@@ -4,9 +4,11 @@
 //! Only a request that succeeded consumes its key: a failed request changed nothing, so
 //! retrying it with the same key runs it again (and may then succeed).
 
+use crate::config::Config;
 use crate::db::{Now, OptionalRow};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
+use crate::Booking;
 use rusqlite::{params, Connection};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -60,6 +62,28 @@ pub(crate) fn guarded<T: Serialize + DeserializeOwned>(
     )?
     .execute(params![user, key, request, response, now.ms])?;
     Ok(out)
+}
+
+impl Booking {
+    /// Runs a request write guarded by an optional Idempotency-Key, on the request write path
+    /// (group commit when on). `request` fingerprints the request: same key and same
+    /// fingerprint replay; same key, other fingerprint is `idempotency_key_reused`.
+    pub(crate) fn keyed_write<T, F>(
+        &self,
+        user: UserId,
+        key: Option<&str>,
+        request: String,
+        op: F,
+    ) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: FnOnce(&Connection, Now, &Config) -> Result<T> + Send + 'static,
+    {
+        let (cfg, key) = (self.cfg.clone(), key.map(str::to_owned));
+        self.db.write_op(move |c, now| {
+            guarded(c, now, user, key.as_deref(), &request, || op(c, now, &cfg))
+        })
+    }
 }
 
 /// Forgets keys older than `cutoff_ms`; returns how many.

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::ids::{PaymentId, TicketId, UserId};
 use crate::tickets::{self, TicketStatus};
 use crate::wallet::{self, LedgerKind};
-use crate::{idempotency, queue, Booking};
+use crate::{queue, Booking};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
@@ -106,13 +106,12 @@ impl Booking {
     /// Pays for a held ticket. With an idempotency key, a repeat of the same request replays the
     /// first answer and changes nothing.
     pub fn pay(&self, user: UserId, ticket: TicketId, key: Option<&str>) -> Result<Payment> {
-        let request = format!("pay ticket_id={ticket}");
-        let (cfg, key) = (self.cfg.clone(), key.map(str::to_owned));
-        self.db.write_op(move |c, now| {
-            idempotency::guarded(c, now, user, key.as_deref(), &request, || {
-                pay(c, now, &cfg, user, ticket)
-            })
-        })
+        self.keyed_write(
+            user,
+            key,
+            format!("pay ticket_id={ticket}"),
+            move |c, now, cfg| pay(c, now, cfg, user, ticket),
+        )
     }
 
     /// The user's payments, newest first.

@@ -5,7 +5,6 @@ use crate::clock::from_millis;
 use crate::config::Config;
 use crate::db::{Now, OptionalRow};
 use crate::error::{Error, Result};
-use crate::idempotency;
 use crate::ids::{PaymentId, UserId};
 use crate::Booking;
 use chrono::{DateTime, Utc};
@@ -153,13 +152,12 @@ impl Booking {
     /// Charges `amount` points to the user's wallet. With an idempotency key, a repeat of the
     /// same request replays the first answer and changes nothing.
     pub fn charge(&self, user: UserId, amount: i64, key: Option<&str>) -> Result<Balance> {
-        let request = format!("charge amount={amount}");
-        let (cfg, key) = (self.cfg.clone(), key.map(str::to_owned));
-        self.db.write_op(move |c, now| {
-            idempotency::guarded(c, now, user, key.as_deref(), &request, || {
-                charge(c, now, &cfg, user, amount)
-            })
-        })
+        self.keyed_write(
+            user,
+            key,
+            format!("charge amount={amount}"),
+            move |c, now, cfg| charge(c, now, cfg, user, amount),
+        )
     }
 
     /// The user's balance (0 for a user who never charged).

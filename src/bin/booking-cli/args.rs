@@ -1,0 +1,195 @@
+//! The command line of `booking-cli`: commands, flags, help text with an example for each.
+//! Declarations only; `main.rs` runs them.
+
+use booking::{ConcertId, ShowtimeId, UserId};
+use chrono::{DateTime, FixedOffset};
+use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+const EXAMPLES: &str = "\
+Examples:
+  booking-cli init
+  booking-cli seed demo
+  booking-cli concert add --title 'Neon Tide Live' --venue 'KSPO Dome'
+  booking-cli showtime add --concert 1 --starts-at 2031-05-01T19:00:00+09:00 --seats 500 --price 80000
+  booking-cli points charge --user 0b7e5a3c-5f7e-4d6a-9a38-2f4f1f6c9e21 --amount 50000
+  booking-cli --json verify
+
+Exit status: 0 success, 1 failure (a domain error or a failed verify), 2 usage error.";
+
+const SEED_HELP: &str = "\
+Examples:
+  booking-cli seed demo
+  booking-cli seed --file catalog.json
+
+Catalog file (loaded in one transaction: all or nothing):
+  {\"concerts\": [{\"title\": \"...\", \"venue\": \"...\", \"showtimes\": [
+      {\"starts_at\": \"2031-05-01T19:00:00+09:00\", \"seats\": 50, \"price\": 80000}]}]}
+  \"price\" may instead be a list of sections: [{\"from\": 1, \"to\": 10, \"price\": 150000}, ...]";
+
+/// Operate a booking database: the catalog, points, the waiting room, and its health.
+#[derive(Parser)]
+#[command(name = "booking-cli", version, after_help = EXAMPLES, arg_required_else_help = true)]
+pub struct Cli {
+    /// The database file
+    #[arg(
+        long,
+        global = true,
+        env = "BOOKING_DB",
+        default_value = "./booking.db",
+        value_name = "PATH",
+        display_order = 100
+    )]
+    pub db: PathBuf,
+    /// Print exactly one JSON document on stdout (for scripts)
+    #[arg(long, global = true, display_order = 101)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create the database, or migrate it to this build's schema
+    #[command(after_help = "Example:\n  booking-cli --db ./booking.db init")]
+    Init,
+    /// Add and list concerts
+    #[command(subcommand)]
+    Concert(ConcertCmd),
+    /// Add and list the showtimes (dates) of a concert
+    #[command(subcommand)]
+    Showtime(ShowtimeCmd),
+    /// Show a showtime's seat map: available, held and sold seats with their prices
+    #[command(after_help = "Example:\n  booking-cli seats --showtime 1")]
+    Seats {
+        /// The showtime's id
+        #[arg(long, value_name = "ID", value_parser = ShowtimeId::parse)]
+        showtime: ShowtimeId,
+    },
+    /// Load a catalog: `demo`, or a JSON file with --file (all or nothing)
+    #[command(after_help = SEED_HELP, group(ArgGroup::new("catalog").required(true).args(["source", "file"])))]
+    Seed {
+        /// `demo`: three concerts with dates over the coming weeks and priced sections
+        #[arg(value_enum)]
+        source: Option<SeedSource>,
+        /// A catalog file (JSON)
+        #[arg(long, value_name = "F")]
+        file: Option<PathBuf>,
+    },
+    /// Charge points to a wallet, or show its balance
+    #[command(subcommand)]
+    Points(PointsCmd),
+    /// The waiting room
+    #[command(subcommand)]
+    Queue(QueueCmd),
+    /// Expire lapsed holds and queue entries now (nothing depends on this having run)
+    #[command(after_help = "Example:\n  booking-cli sweep")]
+    Sweep,
+    /// Check every invariant; list each violation and exit 1 if any is broken
+    #[command(
+        after_help = "Example:\n  booking-cli verify || echo 'the database needs attention'"
+    )]
+    Verify,
+    /// Print a shell completion script
+    #[command(
+        after_help = "Example:\n  booking-cli completions bash > ~/.local/share/bash-completion/completions/booking-cli"
+    )]
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ConcertCmd {
+    /// Add a concert
+    #[command(
+        after_help = "Example:\n  booking-cli concert add --title 'Aurora Strings' --venue 'Seoul Arts Center'"
+    )]
+    Add {
+        /// Its title
+        #[arg(long)]
+        title: String,
+        /// Where it is played
+        #[arg(long, default_value = "")]
+        venue: String,
+    },
+    /// List every concert
+    #[command(after_help = "Example:\n  booking-cli concert list")]
+    List,
+}
+
+#[derive(Subcommand)]
+pub enum ShowtimeCmd {
+    /// Add a showtime with N seats numbered 1..N, in one transaction
+    #[command(
+        after_help = "Example:\n  booking-cli showtime add --concert 1 --starts-at 2031-05-01T19:00:00+09:00 --seats 50000 --price 99000"
+    )]
+    Add {
+        /// The concert's id
+        #[arg(long, value_name = "ID", value_parser = ConcertId::parse)]
+        concert: ConcertId,
+        /// When it starts, RFC 3339 (e.g. 2031-05-01T19:00:00+09:00); must be in the future
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        starts_at: DateTime<FixedOffset>,
+        /// How many seats
+        #[arg(long, value_name = "N")]
+        seats: u32,
+        /// The price of each seat, in points
+        #[arg(long, value_name = "P", allow_negative_numbers = true)]
+        price: i64,
+    },
+    /// List every showtime of a concert, past ones included
+    #[command(after_help = "Example:\n  booking-cli showtime list --concert 1")]
+    List {
+        /// The concert's id
+        #[arg(long, value_name = "ID", value_parser = ConcertId::parse)]
+        concert: ConcertId,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PointsCmd {
+    /// Add points to a user's wallet
+    #[command(
+        after_help = "Example:\n  booking-cli points charge --user 0b7e5a3c-5f7e-4d6a-9a38-2f4f1f6c9e21 --amount 50000"
+    )]
+    Charge {
+        /// The user's UUID
+        #[arg(long, value_name = "UUID", value_parser = UserId::parse)]
+        user: UserId,
+        /// Points to add
+        #[arg(long, value_name = "N", allow_negative_numbers = true)]
+        amount: i64,
+        /// Makes a retry safe: a repeat with the same key changes nothing
+        #[arg(long, value_name = "KEY")]
+        idempotency_key: Option<String>,
+    },
+    /// Show a user's balance
+    #[command(
+        after_help = "Example:\n  booking-cli points show --user 0b7e5a3c-5f7e-4d6a-9a38-2f4f1f6c9e21"
+    )]
+    Show {
+        /// The user's UUID
+        #[arg(long, value_name = "UUID", value_parser = UserId::parse)]
+        user: UserId,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum QueueCmd {
+    /// How many entries are waiting, active and expired
+    #[command(after_help = "Example:\n  booking-cli queue status")]
+    Status,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum SeedSource {
+    /// The demo catalog
+    Demo,
+}
+
+pub fn parse_time(s: &str) -> Result<DateTime<FixedOffset>, String> {
+    DateTime::parse_from_rfc3339(s.trim())
+        .map_err(|e| format!("{e}; expected RFC 3339, e.g. 2031-05-01T19:00:00+09:00"))
+}

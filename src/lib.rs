@@ -37,6 +37,8 @@ pub mod clock;
 pub mod config;
 mod db;
 pub mod error;
+#[cfg(feature = "server")]
+pub mod http;
 pub mod idempotency;
 pub mod ids;
 pub mod maintenance;

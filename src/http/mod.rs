@@ -1,0 +1,158 @@
+//! The HTTP layer (feature `server`): the only module that knows HTTP and JSON. It routes,
+//! checks the guards, parses bodies, calls the library once per request and formats the answer
+//! (API.md §3). Every rule stays in the library.
+//!
+//! ```no_run
+//! use std::sync::{atomic::AtomicBool, Arc};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let booking = Arc::new(booking::Booking::open("booking.db", booking::Config::default())?);
+//! let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+//! let shutdown = Arc::new(AtomicBool::new(false)); // set it to stop serving
+//! booking::http::serve(listener, booking, shutdown)?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Threads (hardening tiny_http 0.12)
+//!
+//! tiny_http accepts connections on its own thread and reads each connection on a thread of its
+//! own; it queues complete requests. On top of that:
+//! - a fixed pool of `threads` workers takes requests from the queue and answers them, so the
+//!   work in flight — database connections, memory — is bounded whatever the load;
+//! - tiny_http reads bodies of up to 1 KiB before queueing; a request whose body still has to be
+//!   read from the socket (larger, chunked, `Expect: 100-continue`) goes to a small separate
+//!   body pool, so a client that sends its body slowly can pin a body thread but never a worker;
+//! - bodies are read through a 64 KiB limit (`413 payload_too_large`);
+//! - accepted sockets inherit a send timeout and `TCP_NODELAY` from the listener, so a client
+//!   that never reads its answer frees its worker after the timeout;
+//! - tiny_http's accept loop ends on an accept error (`ECONNABORTED`, `EMFILE`), or dies by
+//!   panicking when it cannot clone an accepted socket: it is restarted on a clone of the
+//!   listener (on the error, or when the kernel's accept queue stops moving), while the old
+//!   loop's open connections are still served;
+//! - a panic in a handler becomes `500 internal` and the worker goes on.
+
+mod assets;
+mod front;
+mod handlers;
+mod input;
+mod metrics;
+mod reply;
+mod router;
+mod worker;
+
+pub use assets::{Asset, ASSETS, OPENAPI_JSON};
+pub use router::{Access, Endpoint};
+
+use crate::Booking;
+use std::io;
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The largest request body accepted (64 KiB); larger ones get `413 payload_too_large`.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// How the server runs. `Options::default()` suits production.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Worker threads answering requests.
+    pub threads: usize,
+    /// Threads reading request bodies that tiny_http did not read in advance (over 1 KiB).
+    pub body_threads: usize,
+    /// How long writing an answer may block on a client that does not read it.
+    pub write_timeout: Duration,
+    /// How often to tidy lapsed holds and entries in the background (`None`: never). Nothing
+    /// depends on it: every read and write decides expiry against the clock itself.
+    pub sweep_every: Option<Duration>,
+    /// Serves `GET /__panic`, whose handler panics (for tests of the panic guard).
+    #[doc(hidden)]
+    pub panic_route: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            threads: 32,
+            body_threads: 4,
+            write_timeout: Duration::from_secs(10),
+            sweep_every: Some(Duration::from_secs(30)),
+            panic_route: false,
+        }
+    }
+}
+
+impl Options {
+    /// Sets the number of workers.
+    pub fn with_threads(mut self, n: usize) -> Self {
+        self.threads = n.max(1);
+        self
+    }
+}
+
+/// What every thread of one server shares.
+pub(crate) struct Shared {
+    booking: Arc<Booking>,
+    metrics: metrics::Metrics,
+    options: Options,
+    shutdown: Arc<AtomicBool>,
+    front: front::Front,
+    body_lane: worker::BodyLane,
+}
+
+impl Shared {
+    fn stopping(&self) -> bool {
+        self.shutdown.load(Ordering::Relaxed)
+    }
+}
+
+/// Serves the HTTP API on `listener` with [`Options::default`] until `shutdown` becomes true,
+/// then returns once the requests in hand are answered.
+pub fn serve(
+    listener: TcpListener,
+    booking: Arc<Booking>,
+    shutdown: Arc<AtomicBool>,
+) -> io::Result<()> {
+    serve_with(listener, booking, shutdown, Options::default())
+}
+
+/// [`serve`] with the given options.
+pub fn serve_with(
+    listener: TcpListener,
+    booking: Arc<Booking>,
+    shutdown: Arc<AtomicBool>,
+    options: Options,
+) -> io::Result<()> {
+    front::tune_listener(&listener, options.write_timeout)?;
+    let shared = Arc::new(Shared {
+        front: front::Front::new(listener)?,
+        booking,
+        metrics: metrics::Metrics::default(),
+        body_lane: worker::BodyLane::default(),
+        shutdown,
+        options,
+    });
+    let mut threads = Vec::new();
+    let spawn = |name: String, f: fn(&Shared)| {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(move || f(&shared))
+    };
+    for i in 0..shared.options.threads.max(1) {
+        threads.push(spawn(format!("http-worker-{i}"), worker::run_worker)?);
+    }
+    for i in 0..shared.options.body_threads.max(1) {
+        threads.push(spawn(format!("http-body-{i}"), worker::run_body_lane)?);
+    }
+    threads.push(spawn("http-supervisor".into(), worker::run_supervisor)?);
+    if shared.options.sweep_every.is_some() {
+        threads.push(spawn("sweeper".into(), worker::run_sweeper)?);
+    }
+    tracing::info!(target: "booking::http", addr = %shared.front.local_addr(), threads = shared.options.threads, "serving");
+    for t in threads {
+        let _ = t.join();
+    }
+    worker::finish(&shared);
+    tracing::info!(target: "booking::http", "stopped");
+    Ok(())
+}

@@ -1,0 +1,285 @@
+//! The route table: which method and path is which endpoint, and the ids in the path.
+//!
+//! Paths are matched exactly (no trailing slash). A known path with another method is
+//! `405 method_not_allowed`; anything else is `404 not_found`. `HEAD` is served wherever `GET` is.
+
+use super::assets::{self, Asset};
+use super::input::percent_decode;
+use crate::error::Error;
+use crate::ids::{ConcertId, ShowtimeId};
+
+/// Who may call an endpoint (API.md §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No token needed.
+    Public,
+    /// A valid token, any queue state.
+    Identity,
+    /// A valid token whose queue entry is active now.
+    Active,
+}
+
+macro_rules! endpoints {
+    ($($name:ident => $method:literal $path:literal $access:ident,)*) => {
+        /// One operation of the HTTP API (also the `route` label of its metrics).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Endpoint {
+            $(
+                #[doc = concat!("`", $method, " ", $path, "`")]
+                $name,
+            )*
+            /// No route matched (404 or 405).
+            Unmatched,
+        }
+
+        impl Endpoint {
+            /// Every routed endpoint, in table order (without [`Endpoint::Unmatched`]).
+            pub const ALL: &'static [Endpoint] = &[$(Endpoint::$name,)*];
+
+            /// Its HTTP method.
+            pub fn method(self) -> &'static str {
+                match self {
+                    $(Endpoint::$name => $method,)*
+                    Endpoint::Unmatched => "",
+                }
+            }
+
+            /// Its path template, as written in openapi.yaml (`*` for the static assets).
+            pub fn path(self) -> &'static str {
+                match self {
+                    $(Endpoint::$name => $path,)*
+                    Endpoint::Unmatched => "",
+                }
+            }
+
+            /// Who may call it.
+            pub fn access(self) -> Access {
+                match self {
+                    $(Endpoint::$name => Access::$access,)*
+                    Endpoint::Unmatched => Access::Public,
+                }
+            }
+
+            /// The label of its metrics: `"GET /concerts/{concert_id}"`.
+            pub fn label(self) -> &'static str {
+                match self {
+                    $(Endpoint::$name => concat!($method, " ", $path),)*
+                    Endpoint::Unmatched => "unmatched",
+                }
+            }
+
+            /// Its index in [`Endpoint::ALL`]; `Unmatched` comes last.
+            pub fn index(self) -> usize {
+                self as usize
+            }
+        }
+    };
+}
+
+endpoints! {
+    Asset => "GET" "*" Public,
+    Healthz => "GET" "/healthz" Public,
+    OpenApi => "GET" "/openapi.json" Public,
+    Metrics => "GET" "/metrics" Public,
+    EnterQueue => "POST" "/token" Public,
+    QueueStatus => "GET" "/token" Identity,
+    Concerts => "GET" "/concerts" Active,
+    Showtimes => "GET" "/concerts/{concert_id}" Active,
+    Seats => "GET" "/concerts/{concert_id}:{showtime_id}" Active,
+    Hold => "POST" "/tickets" Active,
+    Tickets => "GET" "/tickets" Identity,
+    Charge => "POST" "/points" Identity,
+    Balance => "GET" "/points" Identity,
+    PointHistory => "GET" "/point_history" Identity,
+    Pay => "POST" "/payments" Identity,
+    PaymentHistory => "GET" "/payment_history" Identity,
+}
+
+/// A matched request: the endpoint and what its path carries.
+#[derive(Debug, Clone, Copy)]
+pub enum Route {
+    /// A static file.
+    Asset(&'static Asset),
+    /// `GET /concerts/{concert_id}`.
+    Showtimes(ConcertId),
+    /// `GET /concerts/{concert_id}:{showtime_id}`.
+    Seats(ConcertId, ShowtimeId),
+    /// Any endpoint whose path carries nothing.
+    Plain(Endpoint),
+}
+
+impl Route {
+    /// The endpoint.
+    pub fn endpoint(&self) -> Endpoint {
+        match self {
+            Route::Asset(_) => Endpoint::Asset,
+            Route::Showtimes(_) => Endpoint::Showtimes,
+            Route::Seats(..) => Endpoint::Seats,
+            Route::Plain(e) => *e,
+        }
+    }
+}
+
+/// A path that exists, before the method is checked: its endpoints by method.
+enum Resource {
+    Asset(&'static Asset),
+    Fixed(&'static str),
+    Showtimes(Result<ConcertId, Error>),
+    Seats(Result<(ConcertId, ShowtimeId), Error>),
+}
+
+fn resource(path: &str) -> Option<Resource> {
+    if let Some(asset) = assets::find(path) {
+        return Some(Resource::Asset(asset));
+    }
+    if let Some(rest) = path.strip_prefix("/concerts/") {
+        if rest.is_empty() || rest.contains('/') {
+            return None;
+        }
+        let rest = percent_decode(rest, false);
+        return Some(match rest.split_once(':') {
+            None => Resource::Showtimes(ConcertId::parse(&rest)),
+            Some((c, s)) => {
+                Resource::Seats(ConcertId::parse(c).and_then(|c| Ok((c, ShowtimeId::parse(s)?))))
+            }
+        });
+    }
+    Endpoint::ALL
+        .iter()
+        .find(|e| e.path() == path && path.starts_with('/'))
+        .map(|e| Resource::Fixed(e.path()))
+}
+
+/// Matches `method path` (the path without its query) to a route. `Err` is the reply to give:
+/// `not_found`, `method_not_allowed` (with the allowed methods), or `invalid_request` for an id
+/// that is not a positive integer.
+pub fn resolve(method: &str, path: &str) -> Result<Route, Unrouted> {
+    let method = if method == "HEAD" { "GET" } else { method };
+    let res = resource(path).ok_or(Unrouted::NotFound)?;
+    let allowed = |m: &'static str| -> Result<(), Unrouted> {
+        if m == method {
+            Ok(())
+        } else {
+            Err(Unrouted::MethodNotAllowed(if m == "GET" {
+                "GET, HEAD"
+            } else {
+                m
+            }))
+        }
+    };
+    match res {
+        Resource::Asset(a) => allowed("GET").map(|_| Route::Asset(a)),
+        Resource::Showtimes(id) => {
+            allowed("GET")?;
+            id.map(Route::Showtimes)
+                .map_err(|e| Unrouted::BadId(e, Endpoint::Showtimes))
+        }
+        Resource::Seats(ids) => {
+            allowed("GET")?;
+            ids.map(|(c, s)| Route::Seats(c, s))
+                .map_err(|e| Unrouted::BadId(e, Endpoint::Seats))
+        }
+        Resource::Fixed(p) => {
+            let mut methods = Endpoint::ALL.iter().filter(|e| e.path() == p);
+            let found = methods.clone().find(|e| e.method() == method);
+            match found {
+                Some(e) => Ok(Route::Plain(*e)),
+                None => Err(Unrouted::MethodNotAllowed(
+                    match (methods.next(), methods.next()) {
+                        (Some(_), Some(_)) => "GET, HEAD, POST",
+                        (Some(e), None) if e.method() == "GET" => "GET, HEAD",
+                        (Some(e), None) => e.method(),
+                        _ => "",
+                    },
+                )),
+            }
+        }
+    }
+}
+
+/// Why a request matched no route.
+#[derive(Debug)]
+pub enum Unrouted {
+    /// No such path.
+    NotFound,
+    /// The path exists; these methods are allowed on it.
+    MethodNotAllowed(&'static str),
+    /// The path's id is not a positive integer (on this endpoint).
+    BadId(Error, Endpoint),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(method: &str, path: &str) -> Endpoint {
+        resolve(method, path).unwrap().endpoint()
+    }
+
+    #[test]
+    fn every_endpoint_resolves_by_its_method_and_path() {
+        for e in Endpoint::ALL.iter().filter(|e| **e != Endpoint::Asset) {
+            let path = e
+                .path()
+                .replace("{concert_id}", "1")
+                .replace("{showtime_id}", "2");
+            assert_eq!(ok(e.method(), &path), *e, "{}", e.label());
+        }
+        assert_eq!(ok("GET", "/"), Endpoint::Asset);
+        assert_eq!(ok("HEAD", "/healthz"), Endpoint::Healthz);
+    }
+
+    #[test]
+    fn ids_come_out_of_the_path() {
+        match resolve("GET", "/concerts/12:34").unwrap() {
+            Route::Seats(c, s) => assert_eq!((c.0, s.0), (12, 34)),
+            other => panic!("{other:?}"),
+        }
+        match resolve("GET", "/concerts/12%3A34").unwrap() {
+            Route::Seats(c, s) => assert_eq!((c.0, s.0), (12, 34)),
+            other => panic!("{other:?}"),
+        }
+        for bad in [
+            "/concerts/0",
+            "/concerts/x",
+            "/concerts/1:",
+            "/concerts/:2",
+            "/concerts/1:-2",
+        ] {
+            assert!(
+                matches!(resolve("GET", bad), Err(Unrouted::BadId(..))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_paths_and_wrong_methods() {
+        for p in [
+            "/nope",
+            "/concerts/",
+            "/concerts/1/2",
+            "/token/",
+            "/TOKEN",
+            "",
+        ] {
+            assert!(matches!(resolve("GET", p), Err(Unrouted::NotFound)), "{p}");
+        }
+        assert!(matches!(
+            resolve("DELETE", "/token"),
+            Err(Unrouted::MethodNotAllowed("GET, HEAD, POST"))
+        ));
+        assert!(matches!(
+            resolve("POST", "/concerts"),
+            Err(Unrouted::MethodNotAllowed("GET, HEAD"))
+        ));
+        assert!(matches!(
+            resolve("GET", "/payments"),
+            Err(Unrouted::MethodNotAllowed("POST"))
+        ));
+        assert!(matches!(
+            resolve("PUT", "/concerts/x"),
+            Err(Unrouted::MethodNotAllowed(_))
+        ));
+    }
+}

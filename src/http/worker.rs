@@ -1,0 +1,294 @@
+//! The threads of a server and the life of one request: take it from tiny_http, route it, read
+//! its body through the limit, answer it (a panic becomes `500 internal`), count it, log it.
+
+use super::handlers;
+use super::input::Incoming;
+use super::reply::Reply;
+use super::router::{self, Endpoint, Unrouted};
+use super::{Shared, BODY_LIMIT};
+use crate::error::Error;
+use crossbeam_channel::{Receiver, RecvTimeoutError, SendError, Sender};
+use std::io::{Cursor, Read};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+use tiny_http::{Header, Method, Request, Response, StatusCode};
+
+/// How long a thread waits for work before looking at the shutdown flag again.
+const POLL: Duration = Duration::from_millis(100);
+/// How long connections may wait in the accept queue before the accept loop counts as gone.
+const STUCK: Duration = Duration::from_secs(1);
+/// tiny_http reads bodies up to this size before queueing the request.
+const PREREAD: usize = 1024;
+/// A request that declares a body larger than this is dropped unanswered: tiny_http would
+/// allocate the declared size at once to discard an unread body, which for an absurd
+/// Content-Length aborts the process.
+const DRAIN_LIMIT: usize = 1 << 30;
+
+/// Requests whose bodies still have to be read from the socket.
+pub struct BodyLane {
+    tx: Sender<Request>,
+    rx: Receiver<Request>,
+}
+
+impl Default for BodyLane {
+    fn default() -> Self {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        BodyLane { tx, rx }
+    }
+}
+
+/// A worker: answers requests from the accepting server until shutdown, then what is queued.
+pub fn run_worker(shared: &Shared) {
+    let (mut generation, mut server) = shared.front.current();
+    while !shared.stopping() {
+        if shared.front.generation() != generation {
+            (generation, server) = shared.front.current();
+        }
+        match server.recv_timeout(POLL) {
+            Ok(Some(rq)) => dispatch(shared, rq),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(target: "booking::http", error = %e, "accept loop ended");
+                shared.metrics.accept_restarts.fetch_add(1, Relaxed);
+                shared.front.restart(generation, || shared.stopping());
+            }
+        }
+    }
+    while let Ok(Some(rq)) = server.try_recv() {
+        dispatch(shared, rq);
+    }
+}
+
+/// Restarts an accept loop that is gone without a word (its queue stays full), and serves the
+/// connections still open on retired servers.
+pub fn run_supervisor(shared: &Shared) {
+    let mut stuck_since: Option<Instant> = None;
+    let mut last_check = Instant::now();
+    let mut last_queue = 0;
+    while !shared.stopping() {
+        let mut served = false;
+        for server in shared.front.retired() {
+            while let Ok(Some(rq)) = server.try_recv() {
+                dispatch(shared, rq);
+                served = true;
+            }
+        }
+        if last_check.elapsed() >= POLL * 2 {
+            last_check = Instant::now();
+            // A live loop empties the queue at once; only a queue that stays non-empty and
+            // never shrinks for a while means nobody accepts.
+            let queue = shared.front.accept_queue().unwrap_or(0);
+            let moving = queue == 0 || queue < last_queue;
+            last_queue = queue;
+            if moving {
+                stuck_since = None;
+            } else if stuck_since.get_or_insert_with(Instant::now).elapsed() >= STUCK {
+                stuck_since = None;
+                tracing::warn!(target: "booking::http", "the accept queue is not moving; restarting the accept loop");
+                shared.metrics.accept_restarts.fetch_add(1, Relaxed);
+                shared
+                    .front
+                    .restart(shared.front.generation(), || shared.stopping());
+            }
+        }
+        if !served {
+            std::thread::sleep(if shared.front.generation() == 0 {
+                POLL / 2
+            } else {
+                POLL / 20
+            });
+        }
+    }
+}
+
+/// A body thread: answers the requests whose bodies must be read from the socket.
+pub fn run_body_lane(shared: &Shared) {
+    loop {
+        match shared.body_lane.rx.recv_timeout(POLL) {
+            Ok(rq) => answer(shared, rq),
+            Err(RecvTimeoutError::Timeout) if !shared.stopping() => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// After every thread has stopped: answers what is left in the body lane.
+pub fn finish(shared: &Shared) {
+    while let Ok(rq) = shared.body_lane.rx.try_recv() {
+        answer(shared, rq);
+    }
+}
+
+/// Tidies lapsed rows now and then (nothing depends on it).
+pub fn run_sweeper(shared: &Shared) {
+    let every = shared.options.sweep_every.unwrap_or(Duration::MAX);
+    let mut last = Instant::now();
+    while !shared.stopping() {
+        std::thread::sleep(POLL);
+        if last.elapsed() >= every {
+            last = Instant::now();
+            if let Err(e) = shared.booking.sweep() {
+                tracing::warn!(target: "booking::http", error = %e, "background sweep failed");
+            }
+        }
+    }
+}
+
+/// Answers `rq` here if its body is already in memory, else hands it to the body lane.
+fn dispatch(shared: &Shared, rq: Request) {
+    if rq.body_length().is_some_and(|n| n > DRAIN_LIMIT) {
+        shared.metrics.abandoned.fetch_add(1, Relaxed);
+        tracing::warn!(target: "booking::http", length = rq.body_length(), "request with an absurd Content-Length dropped unanswered");
+        std::mem::forget(rq);
+        return;
+    }
+    if body_in_memory(&rq) {
+        answer(shared, rq);
+    } else {
+        // The lane's receiver lives as long as `shared`: sending cannot fail.
+        if let Err(SendError(rq)) = shared.body_lane.tx.send(rq) {
+            answer(shared, rq);
+        }
+    }
+}
+
+/// Whether tiny_http has read the whole body already (so answering cannot block on the client).
+fn body_in_memory(rq: &Request) -> bool {
+    rq.body_length().unwrap_or(0) <= PREREAD
+        && !rq.headers().iter().any(|h| {
+            h.field.equiv("Transfer-Encoding")
+                || h.field.equiv("Expect")
+                || (h.field.equiv("Connection")
+                    && h.value.as_str().to_ascii_lowercase().contains("upgrade"))
+        })
+}
+
+/// Answers one request, whatever happens in its handler; counts and logs it.
+fn answer(shared: &Shared, mut rq: Request) {
+    let started = Instant::now();
+    let mut endpoint = Endpoint::Unmatched;
+    let reply = panic::catch_unwind(AssertUnwindSafe(|| {
+        reply_to(shared, &mut rq, &mut endpoint)
+    }))
+    .unwrap_or_else(|_| {
+        shared.metrics.panics.fetch_add(1, Relaxed);
+        Reply::error(&Error::internal("a request handler panicked"))
+    });
+    // Counted before the answer is written, so whoever reads the answer sees it counted.
+    let latency = started.elapsed();
+    shared.metrics.record(endpoint, reply.status, latency);
+    tracing::info!(
+        target: "booking::http",
+        method = method_name(rq.method()),
+        route = endpoint.label(),
+        status = reply.status,
+        latency_us = latency.as_micros() as u64,
+        error = reply.error,
+    );
+    if panic::catch_unwind(AssertUnwindSafe(|| send(rq, reply))).is_err() {
+        shared.metrics.panics.fetch_add(1, Relaxed);
+    }
+}
+
+fn reply_to(shared: &Shared, rq: &mut Request, endpoint: &mut Endpoint) -> Reply {
+    let resolved = {
+        let path = rq.url().split('?').next().unwrap_or("");
+        if shared.options.panic_route && path == "/__panic" {
+            panic!("the test panic route was called");
+        }
+        router::resolve(method_name(rq.method()), path)
+    };
+    let route = match resolved {
+        Ok(route) => route,
+        Err(Unrouted::NotFound) => return Error::NotFound("route").into(),
+        Err(Unrouted::MethodNotAllowed(allow)) => {
+            return Reply::error(&Error::MethodNotAllowed).with_allow(allow)
+        }
+        Err(Unrouted::BadId(e, at)) => {
+            *endpoint = at;
+            return e.into();
+        }
+    };
+    *endpoint = route.endpoint();
+    if rq.body_length().is_some_and(|n| n > BODY_LIMIT) {
+        return Error::PayloadTooLarge(BODY_LIMIT).into();
+    }
+    let body = if endpoint.method() == "POST" {
+        match read_body(rq) {
+            Ok(body) => body,
+            Err(e) => return e.into(),
+        }
+    } else {
+        Vec::new()
+    };
+    let header = |name: &'static str| {
+        rq.headers()
+            .iter()
+            .find(|h| h.field.equiv(name))
+            .map(|h| h.value.as_str())
+    };
+    let req = Incoming {
+        query: rq.url().split_once('?').map_or("", |(_, q)| q),
+        authorization: header("Authorization"),
+        idempotency_key: header("Idempotency-Key"),
+        body,
+    };
+    handlers::handle(shared, route, &req).unwrap_or_else(Reply::from)
+}
+
+/// Reads the body through the size limit.
+fn read_body(rq: &mut Request) -> Result<Vec<u8>, Error> {
+    let mut body = Vec::with_capacity(rq.body_length().unwrap_or(0).min(BODY_LIMIT));
+    rq.as_reader()
+        .take(BODY_LIMIT as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| Error::InvalidRequest(format!("could not read the request body: {e}")))?;
+    if body.len() > BODY_LIMIT {
+        return Err(Error::PayloadTooLarge(BODY_LIMIT));
+    }
+    Ok(body)
+}
+
+fn header(name: &'static str, value: &str) -> Header {
+    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("ASCII header")
+}
+
+/// Writes the reply; a client that went away is not an error worth more than a debug line.
+fn send(rq: Request, reply: Reply) {
+    let len = reply.body.len();
+    let mut headers = vec![header("Content-Type", reply.content_type)];
+    if let Some(allow) = reply.allow {
+        headers.push(header("Allow", allow));
+    }
+    if reply.status == 401 {
+        headers.push(header("WWW-Authenticate", "Bearer"));
+    }
+    let response = Response::new(
+        StatusCode(reply.status),
+        headers,
+        Cursor::new(reply.body),
+        Some(len),
+        None,
+    )
+    .with_chunked_threshold(usize::MAX);
+    if let Err(e) = rq.respond(response) {
+        tracing::debug!(target: "booking::http", error = %e, "could not write the answer");
+    }
+}
+
+/// The method as a static string ("OTHER" for non-standard ones, which match no route).
+fn method_name(m: &Method) -> &'static str {
+    match m {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Delete => "DELETE",
+        Method::Connect => "CONNECT",
+        Method::Options => "OPTIONS",
+        Method::Trace => "TRACE",
+        Method::Patch => "PATCH",
+        Method::NonStandard(_) => "OTHER",
+    }
+}

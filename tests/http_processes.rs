@@ -1,0 +1,369 @@
+//! The real `booking-server` binary: two processes on one file, kill -9 in the middle of
+//! payments, signals, secrets, TTL flags, and clients that send nothing.
+
+mod support;
+
+use booking::{Booking, Config};
+use serde_json::{json, Value};
+use std::io::Write;
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+use support::{temp_db, Client, Proc};
+
+#[test]
+fn two_processes_on_one_file_share_tokens_and_race_fairly() {
+    let (_dir, db) = temp_db();
+    let a = Proc::spawn(&db, &["--demo", "--max-active", "1000"]);
+    let b = Proc::spawn(&db, &["--max-active", "1000", "--no-group-commit"]);
+    // A token from one process is accepted by the other (one secret, kept in the database).
+    let u = a.enter();
+    let on_b = b.client().with_token(&u.token);
+    on_b.get("/token").expect(200, "");
+    on_b.get("/concerts").expect(200, "");
+    assert_eq!(on_b.get("/concerts").json().as_array().unwrap().len(), 3);
+
+    // Many users on both processes race for one seat: one winner.
+    let users: Vec<Client> = (0..12)
+        .map(|i| {
+            let u = if i % 2 == 0 { a.enter() } else { b.enter() };
+            // Each sends its hold to the other process than the one it entered on.
+            let addr = if i % 2 == 0 { b.addr } else { a.addr };
+            Client::new(addr).with_token(&u.token)
+        })
+        .collect();
+    for seat in [11, 12] {
+        let barrier = Arc::new(Barrier::new(users.len()));
+        let handles: Vec<_> = users
+            .iter()
+            .cloned()
+            .map(|c| {
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    c.post_json("/tickets", json!({"showtime_id": 1, "seat_id": seat}))
+                        .status
+                })
+            })
+            .collect();
+        let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 201).count(),
+            1,
+            "{statuses:?}"
+        );
+        assert!(
+            statuses.iter().all(|s| *s == 201 || *s == 409),
+            "{statuses:?}"
+        );
+    }
+}
+
+#[test]
+fn kill_9_while_paying_loses_no_acknowledged_payment() {
+    let (_dir, db) = temp_db();
+    let mut server = Proc::spawn(&db, &["--demo", "--max-active", "1000"]);
+    let addr = server.addr;
+    let paid: Arc<Mutex<Vec<(String, i64)>>> = Arc::default();
+    let count = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..6i64)
+        .map(|i| {
+            let (paid, count, stop) = (paid.clone(), count.clone(), stop.clone());
+            std::thread::spawn(move || {
+                // Thread i buys seats i*50+1.. (showtime i+1), one user per seat.
+                for seat in (i * 50 + 1)..=(i * 50 + 50) {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let Ok(r) = Client::new(addr).try_send("POST", "/token", &[], b"") else {
+                        return;
+                    };
+                    let token = r.json()["token"].as_str().unwrap().to_string();
+                    let c = Client::new(addr).with_token(&token);
+                    let post = |path: &str, body: Value| {
+                        c.try_send("POST", path, &[], body.to_string().as_bytes())
+                    };
+                    let Ok(t) = post("/tickets", json!({"showtime_id": i + 1, "seat_id": seat}))
+                    else {
+                        return;
+                    };
+                    assert_eq!(t.status, 201, "{}", t.text());
+                    let ticket = t.json()["id"].as_i64().unwrap();
+                    if post("/points", json!({"amount": 1_000_000})).is_err() {
+                        return;
+                    }
+                    match post("/payments", json!({ "ticket_id": ticket })) {
+                        Ok(p) if p.status == 201 => {
+                            paid.lock()
+                                .unwrap()
+                                .push((token, p.json()["id"].as_i64().unwrap()));
+                            count.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Ok(p) => panic!("payment failed: {}", p.text()),
+                        Err(_) => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count.load(Ordering::SeqCst) < 30 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server.kill9();
+    stop.store(true, Ordering::SeqCst);
+    for c in clients {
+        c.join().expect("client thread");
+    }
+    let paid = paid.lock().unwrap().clone();
+    assert!(
+        paid.len() >= 30,
+        "only {} payments before the kill",
+        paid.len()
+    );
+
+    // Restart on the same file: every acknowledged payment is there.
+    let mut server = Proc::spawn(&db, &["--max-active", "1000"]);
+    for (token, payment) in &paid {
+        let history = server.client().with_token(token).get("/payment_history");
+        history.expect(200, "");
+        let ids: Vec<i64> = history
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_i64().unwrap())
+            .collect();
+        assert!(ids.contains(payment), "payment {payment} lost");
+    }
+    assert!(server.terminate().success());
+    let report = Booking::open(&db, Config::default())
+        .unwrap()
+        .verify()
+        .unwrap();
+    assert!(report.ok, "{:?}", report.violations);
+}
+
+#[test]
+fn sigterm_and_sigint_stop_the_server_cleanly() {
+    for signal in ["TERM", "INT"] {
+        let (_dir, db) = temp_db();
+        let mut server = Proc::spawn(&db, &["--demo"]);
+        let u = server.enter();
+        u.get("/concerts").expect(200, "");
+        // An idle keep-alive connection does not hold the exit up.
+        let _idle = TcpStream::connect(server.addr).unwrap();
+        let started = Instant::now();
+        let status = server.signal(signal);
+        assert_eq!(status.code(), Some(0), "SIG{signal}");
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+}
+
+#[test]
+fn secrets_come_from_the_environment_a_file_or_the_database() {
+    let (dir, db) = temp_db();
+    let from_db = Proc::spawn(&db, &["--demo"]);
+    let from_env = Proc::spawn_via(
+        None,
+        &db,
+        &[],
+        &[("BOOKING_JWT_SECRET", "an-operator-secret")],
+    );
+    let file = dir.path().join("secret");
+    std::fs::write(&file, "an-operator-secret\n").unwrap();
+    let from_file = Proc::spawn(&db, &["--jwt-secret-file", file.to_str().unwrap()]);
+
+    let env_user = from_env.enter();
+    from_file
+        .client()
+        .with_token(&env_user.token)
+        .get("/token")
+        .expect(200, "");
+    from_db
+        .client()
+        .with_token(&env_user.token)
+        .get("/token")
+        .expect(401, "unauthorized");
+    let db_user = from_db.enter();
+    from_env
+        .client()
+        .with_token(&db_user.token)
+        .get("/token")
+        .expect(401, "unauthorized");
+
+    // Another database has another random secret.
+    let (_dir2, db2) = temp_db();
+    let other = Proc::spawn(&db2, &[]);
+    other
+        .client()
+        .with_token(&db_user.token)
+        .get("/token")
+        .expect(401, "unauthorized");
+
+    // An empty secret is refused at start.
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_booking-server"))
+        .args(["--db", db.to_str().unwrap(), "--addr", "127.0.0.1:0"])
+        .args(["--jwt-secret-file", empty.to_str().unwrap()])
+        .env_remove("BOOKING_JWT_SECRET")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("empty"));
+}
+
+#[test]
+fn demo_seeds_once_and_prints_a_quick_start() {
+    let (_dir, db) = temp_db();
+    let mut plain = Proc::spawn(&db, &[]);
+    let u = plain.enter();
+    assert_eq!(u.get("/concerts").json(), json!([]));
+    plain.terminate();
+    let mut demo = Proc::spawn(&db, &["--demo"]);
+    let u = demo.enter();
+    assert_eq!(u.get("/concerts").json().as_array().unwrap().len(), 3);
+    let banner = demo.banner();
+    assert!(banner.contains("demo catalog seeded"), "{banner}");
+    assert!(banner.contains("curl"), "{banner}");
+    let mut again = Proc::spawn(&db, &["--demo"]);
+    let u = again.enter();
+    assert_eq!(u.get("/concerts").json().as_array().unwrap().len(), 3);
+    assert!(!again.banner().contains("seeded"));
+}
+
+#[test]
+fn the_hold_ttl_flag_lets_holds_lapse() {
+    let (_dir, db) = temp_db();
+    let server = Proc::spawn(&db, &["--demo", "--hold-ttl", "1s"]);
+    let a = server.enter();
+    let b = server.enter();
+    let t = a.hold(1, 3);
+    t.expect(201, "");
+    let id = t.json()["id"].as_i64().unwrap();
+    b.hold(1, 3).expect(409, "seat_unavailable");
+    a.charge(1_000_000).expect(200, "");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(b.get("/concerts/1:1").json()[2]["status"], "available");
+    a.pay(id).expect(409, "hold_expired");
+    b.hold(1, 3).expect(201, "");
+    assert_eq!(a.get("/tickets").json()[0]["status"], "expired");
+}
+
+#[test]
+fn bad_flags_are_usage_errors() {
+    for args in [
+        &["--hold-ttl", "soon"][..],
+        &["--max-active", "-1"],
+        &["--threads", "x"],
+        &["--no-such-flag"],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_booking-server"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+}
+
+#[test]
+fn idle_and_slow_clients_do_not_starve_others() {
+    let (_dir, db) = temp_db();
+    let server = Proc::spawn(&db, &["--demo", "--threads", "4"]);
+    let addr = server.addr;
+    let u = server.enter();
+    // Hundreds of sockets that send nothing, some that stop halfway through their headers,
+    // and some that promise a body and never send it.
+    let mut held = Vec::new();
+    for _ in 0..300 {
+        held.push(TcpStream::connect(addr).unwrap());
+    }
+    for i in 0..50 {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(format!("GET /concerts HTTP/1.1\r\nHost: x\r\nX-Slow-{i}: ").as_bytes())
+            .unwrap();
+        held.push(s);
+    }
+    for _ in 0..20 {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(
+            format!(
+                "POST /points HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: 5000\r\n\r\n{{\"amount\"",
+                u.token
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        held.push(s);
+    }
+    // Meanwhile another client keeps getting answers, each within a second.
+    for i in 0..40 {
+        let started = Instant::now();
+        let r = match i % 4 {
+            0 => u.get("/token"),
+            1 => u.get("/concerts/1:1"),
+            2 => u.charge(1),
+            _ => server.client().get("/healthz"),
+        };
+        r.expect(200, "");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "request {i} took {:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(u.get("/points").json()["balance"], 10);
+    drop(held);
+}
+
+#[test]
+fn the_accept_loop_is_restarted_after_running_out_of_file_descriptors() {
+    let (_dir, db) = temp_db();
+    let server = Proc::spawn_via(
+        Some("ulimit -n 64"),
+        &db,
+        &["--demo", "--threads", "2"],
+        &[],
+    );
+    let addr = server.addr;
+    let u = server.enter();
+    // A keep-alive connection opened before the trouble.
+    let mut before = support::Conn::open(addr);
+    let auth = format!("Bearer {}", u.token);
+    before
+        .request("GET", "/token", &[("Authorization", &auth)], b"")
+        .expect(200, "");
+    // Exhaust the server's descriptors: accept() fails with EMFILE and tiny_http's accept loop ends.
+    let mut flood = Vec::new();
+    for _ in 0..80 {
+        if let Ok(s) = TcpStream::connect(addr) {
+            flood.push(s);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    drop(flood);
+    // New connections are served again once descriptors are free...
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match Client::new(addr).try_send("GET", "/healthz", &[], b"") {
+            Ok(r) if r.status == 200 => break,
+            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            other => panic!("the server stopped accepting: {other:?}"),
+        }
+    }
+    // ... and so is the connection accepted before the restart.
+    before
+        .request("GET", "/token", &[("Authorization", &auth)], b"")
+        .expect(200, "");
+    let metrics = server.client().get("/metrics").text();
+    let restarts: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("booking_http_accept_restarts_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(restarts >= 1, "{metrics}");
+}

@@ -2,26 +2,31 @@
 # HTTP benchmark of booking-server on loopback, in one run so the ratios hold:
 #   1. the raw SQLite baseline (the library benchmark's hold-shaped transaction, 1 thread);
 #   2. wrk per endpoint on a prepared database: GET /healthz, GET /token, a 50-seat listing,
-#      POST /token, POST /tickets (distinct free seats, four per user), POST /points and
-#      POST /payments (prepared, funded holds) — payments at 64 connections;
-#   3. the journey driver (booking-load journey) on a fresh catalog, with verify afterwards.
-# Prints a Markdown table. Needs wrk (Debian: apt-get install -y wrk).
+#      POST /tickets (distinct free seats, four per user), POST /points and POST /payments
+#      (prepared, funded holds) — payments at 64 connections; then POST /token on an empty
+#      database (the server's default max-active), since admission counts the active users;
+#   3. the journey driver (booking-load journey) on a fresh catalog with --max-active 32, so
+#      that some of the 64 users wait and poll; verify afterwards.
+# Prints a Markdown table. Needs wrk (Debian: apt-get install -y wrk). BOOKING_BENCH_KEEP=1
+# keeps the databases, wrk outputs and server logs.
 #
 # usage: scripts/bench-http.sh [--duration 15s] [--connections 50] [--users 64]
-#                              [--durability full|normal] [--no-group-commit]
+#                              [--journey-max-active 32] [--durability full|normal]
+#                              [--no-group-commit]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION=15s CONNS=50 USERS=64 DURABILITY=full GROUP_COMMIT=on
+DURATION=15s CONNS=50 USERS=64 JOURNEY_MAX_ACTIVE=32 DURABILITY=full GROUP_COMMIT=on
 PORT=${BOOKING_BENCH_PORT:-18080}
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
     --connections) CONNS=$2; shift 2 ;;
     --users) USERS=$2; shift 2 ;;
+    --journey-max-active) JOURNEY_MAX_ACTIVE=$2; shift 2 ;;
     --durability) DURABILITY=$2; shift 2 ;;
     --no-group-commit) GROUP_COMMIT=off; shift ;;
-    *) echo "usage: $0 [--duration 15s] [--connections 50] [--users 64] [--durability full|normal] [--no-group-commit]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--duration 15s] [--connections 50] [--users 64] [--journey-max-active 32] [--durability full|normal] [--no-group-commit]" >&2; exit 2 ;;
   esac
 done
 command -v wrk >/dev/null || { echo "wrk not found (Debian: apt-get install -y wrk)" >&2; exit 2; }
@@ -33,12 +38,12 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/booking-http-bench.XXXXXX")
 SERVER=
 cleanup() {
   [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
-  rm -rf "$WORK"
+  if [ -n "${BOOKING_BENCH_KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
-# Server flags: everyone prepared stays admitted; durability only if this server has the flag.
-FLAGS=(--max-active 1000000)
+# Server flags (durability only if this server has the flag); warnings go to the log.
+FLAGS=(--log warn)
 [ "$GROUP_COMMIT" = off ] && FLAGS+=(--no-group-commit)
 if "$BIN/booking-server" --help | grep -q -- '--durability'; then
   FLAGS+=(--durability "$DURABILITY")
@@ -47,8 +52,10 @@ elif [ "$DURABILITY" != full ]; then
   exit 2
 fi
 
-start_server() {
-  "$BIN/booking-server" --db "$1" --addr "127.0.0.1:$PORT" "${FLAGS[@]}" >"$WORK/server.log" 2>&1 &
+start_server() { # DB [more flags]
+  local db=$1; shift
+  "$BIN/booking-server" --db "$db" --addr "127.0.0.1:$PORT" "${FLAGS[@]}" "$@" \
+    >>"$WORK/server.log" 2>&1 &
   SERVER=$!
   for _ in $(seq 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return; fi
@@ -90,16 +97,18 @@ echo "== wrk -t1 -d$DURATION per endpoint"
 bench "GET /healthz" healthz "$CONNS"
 bench "GET /token (poll)" poll "$CONNS" tokens.txt
 bench "GET /concerts/{id}:{id} (50 seats)" listing "$CONNS" listing.txt
-bench "POST /token" enter "$CONNS"
 bench "POST /tickets (hold)" hold "$CONNS" holds.txt
 bench "POST /points (charge)" charge "$CONNS" tokens.txt
 bench "POST /payments (pay)" pay 64 pays.txt
 stop_server
 "$BIN/booking-load" verify --db "$WORK/wrk.db" | tee "$WORK/verify.txt"
+start_server "$WORK/enter.db"
+bench "POST /token" enter "$CONNS"
+stop_server
 
-echo "== journey: $USERS users for $DURATION"
+echo "== journey: $USERS users for $DURATION, --max-active $JOURNEY_MAX_ACTIVE"
 "$BIN/booking-load" prepare --db "$WORK/journey.db"
-start_server "$WORK/journey.db"
+start_server "$WORK/journey.db" --max-active "$JOURNEY_MAX_ACTIVE"
 JOURNEY=0
 "$BIN/booking-load" journey --url "http://127.0.0.1:$PORT" --users "$USERS" \
   --duration "$DURATION" --db "$WORK/journey.db" | tee "$WORK/journey.txt" || JOURNEY=$?
@@ -116,4 +125,8 @@ echo
 echo "- raw SQLite baseline (1 thread): $RAW tx/s; hold over HTTP / raw = $(ratio "$RPS_hold" "$RAW") (target ≥ 0.7)"
 echo "- GET /token / GET /healthz = $(ratio "$RPS_poll" "$RPS_healthz") (target ≥ 0.5)"
 echo "- journey: $(grep -E '^(journeys|verify|seats sold|result)' "$WORK/journey.txt" | tr '\n' ';')"
+if grep -qv '^booking-server listening' "$WORK/server.log"; then
+  echo "- server log:"
+  grep -v '^booking-server listening' "$WORK/server.log" | sed 's/^/    /'
+fi
 exit "$JOURNEY"

@@ -99,7 +99,9 @@ fn main() {
         }
     }
     println!("{results}");
-    println!("Group-commit batch sizes (batches per size bucket):\n\n{batches}");
+    if !batches.is_empty() {
+        println!("Group-commit batch sizes (batches per size bucket):\n\n{batches}");
+    }
     for e in first_errors {
         println!("first error of {e}");
     }

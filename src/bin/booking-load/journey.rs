@@ -302,7 +302,16 @@ impl User<'_> {
         let t0 = Instant::now();
         let r = self.client.send(req);
         self.report.steps[step as usize].lat.record(t0.elapsed());
-        r.or_else(|e| self.fail(step, format!("{}: {e}", step.name())))
+        r.or_else(|e| {
+            let what = match e.kind() {
+                // A socket read timeout shows as EAGAIN on Linux.
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                    format!("no answer within {:?}", self.opts.timeout)
+                }
+                _ => e.to_string(),
+            };
+            self.fail(step, format!("{}: {what}", step.name()))
+        })
     }
 
     fn parse(&mut self, step: Step, r: &Response) -> Result<Value, Abandoned> {

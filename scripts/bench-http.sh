@@ -81,6 +81,7 @@ ROWS=()
 bench() { # name mode connections [file] -> one table row
   local name=$1 mode=$2 conns=$3 file=${4:-}
   local out="$WORK/wrk-$mode.txt"
+  sync # let the previous run's writeback finish: fsync latency is what write figures measure
   wrk -t1 -c"$conns" -d"$DURATION" --latency -s scripts/wrk/booking.lua \
     "http://127.0.0.1:$PORT" -- "$mode" ${file:+"$WORK/data/$file"} >"$out"
   local rps p50 p99 statuses
@@ -107,6 +108,7 @@ stop_server
 
 echo "== journey: $USERS users for $DURATION, --max-active $JOURNEY_MAX_ACTIVE"
 "$BIN/booking-load" prepare --db "$WORK/journey.db"
+sync
 start_server "$WORK/journey.db" --max-active "$JOURNEY_MAX_ACTIVE"
 JOURNEY=0
 "$BIN/booking-load" journey --url "http://127.0.0.1:$PORT" --users "$USERS" \

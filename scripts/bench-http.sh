@@ -7,16 +7,21 @@
 #      database (the server's default max-active), since admission counts the active users;
 #   3. the journey driver (booking-load journey) on a fresh catalog with --max-active 32, so
 #      that some of the 64 users wait and poll; verify afterwards.
+# Each measured run is preceded by one second of GET /healthz on as many connections: tiny_http
+# 0.12 can leave some of a burst of new connections unserved until another connection closes
+# (see BENCHMARKS.md), and the warm-up leaves idle threads for them; --no-warmup measures
+# without it. The "busy" column is req/s × mean latency (Little's law): far below the
+# connection count, connections sat unserved.
 # Prints a Markdown table (VERIFY_LIMIT=600 bounds the final verify, in seconds). Needs wrk (Debian: apt-get install -y wrk). BOOKING_BENCH_KEEP=1
 # keeps the databases, wrk outputs and server logs.
 #
 # usage: scripts/bench-http.sh [--duration 15s] [--connections 50] [--users 64]
 #                              [--journey-max-active 32] [--durability full|normal]
-#                              [--no-group-commit]
+#                              [--no-group-commit] [--no-warmup]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION=15s CONNS=50 USERS=64 JOURNEY_MAX_ACTIVE=32 DURABILITY=full GROUP_COMMIT=on
+DURATION=15s CONNS=50 USERS=64 JOURNEY_MAX_ACTIVE=32 DURABILITY=full GROUP_COMMIT=on WARMUP=1
 PORT=${BOOKING_BENCH_PORT:-18080}
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -26,7 +31,8 @@ while [ $# -gt 0 ]; do
     --journey-max-active) JOURNEY_MAX_ACTIVE=$2; shift 2 ;;
     --durability) DURABILITY=$2; shift 2 ;;
     --no-group-commit) GROUP_COMMIT=off; shift ;;
-    *) echo "usage: $0 [--duration 15s] [--connections 50] [--users 64] [--journey-max-active 32] [--durability full|normal] [--no-group-commit]" >&2; exit 2 ;;
+    --no-warmup) WARMUP=; shift ;;
+    *) echo "usage: $0 [--duration 15s] [--connections 50] [--users 64] [--journey-max-active 32] [--durability full|normal] [--no-group-commit] [--no-warmup]" >&2; exit 2 ;;
   esac
 done
 command -v wrk >/dev/null || { echo "wrk not found (Debian: apt-get install -y wrk)" >&2; exit 2; }
@@ -66,6 +72,10 @@ start_server() { # DB [more flags]
   exit 1
 }
 stop_server() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=; }
+settle() { # CONNECTIONS: flush the disk, then (unless --no-warmup) a second of GET /healthz
+  sync # the previous run's writeback must not slow this run's fsyncs
+  [ -z "$WARMUP" ] || wrk -t1 -c"$1" -d1s "http://127.0.0.1:$PORT/healthz" >/dev/null
+}
 
 echo "== raw SQLite baseline (synchronous=${DURABILITY^^})"
 cargo bench --features bench --bench library -- baseline --threads 1 --durability "$DURABILITY" \
@@ -81,17 +91,20 @@ ROWS=()
 bench() { # name mode connections [file] -> one table row
   local name=$1 mode=$2 conns=$3 file=${4:-}
   local out="$WORK/wrk-$mode.txt"
-  sync # let the previous run's writeback finish: fsync latency is what write figures measure
+  settle "$conns"
   wrk -t1 -c"$conns" -d"$DURATION" --latency -s scripts/wrk/booking.lua \
     "http://127.0.0.1:$PORT" -- "$mode" ${file:+"$WORK/data/$file"} >"$out"
-  local rps p50 p99 statuses
+  local rps p50 p99 statuses busy
   rps=$(awk '/^Requests\/sec/ { printf "%.0f", $2 }' "$out")
+  busy=$(awk -v rps="$rps" '/^    Latency / { v = $2; f = 1
+      if (v ~ /us$/) f = 1e-6; else if (v ~ /ms$/) f = 1e-3
+      sub(/[a-z]+$/, "", v); printf "%.0f", rps * v * f }' "$out")
   p50=$(awk '/^p50_us/ { printf "%.2f", $2 / 1000 }' "$out")
   p99=$(awk '/^p99_us/ { printf "%.2f", $2 / 1000 }' "$out")
   statuses=$(sed -n 's/^statuses: //p' "$out")
   local sock; sock=$(grep -E '^ +Socket errors' "$out" | sed 's/^ *//' || true)
-  echo "  $name: $rps req/s, p50 $p50 ms, p99 $p99 ms, statuses $statuses ${sock}"
-  ROWS+=("| $name | $conns | $rps | $p50 | $p99 | $statuses ${sock:+($sock)} |")
+  echo "  $name: $rps req/s, p50 $p50 ms, p99 $p99 ms, busy $busy of $conns, statuses $statuses ${sock}"
+  ROWS+=("| $name | $conns | $busy | $rps | $p50 | $p99 | $statuses ${sock:+($sock)} |")
   eval "RPS_$mode=$rps"
 }
 echo "== wrk -t1 -d$DURATION per endpoint"
@@ -108,8 +121,8 @@ stop_server
 
 echo "== journey: $USERS users for $DURATION, --max-active $JOURNEY_MAX_ACTIVE"
 "$BIN/booking-load" prepare --db "$WORK/journey.db"
-sync
 start_server "$WORK/journey.db" --max-active "$JOURNEY_MAX_ACTIVE"
+settle "$USERS"
 JOURNEY=0
 "$BIN/booking-load" journey --url "http://127.0.0.1:$PORT" --users "$USERS" \
   --duration "$DURATION" --db "$WORK/journey.db" | tee "$WORK/journey.txt" || JOURNEY=$?
@@ -127,10 +140,10 @@ echo "  $VERIFY"
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 echo
-echo "## HTTP, synchronous=${DURABILITY^^}, group commit $GROUP_COMMIT, wrk -t1 -d$DURATION"
+echo "## HTTP, synchronous=${DURABILITY^^}, group commit $GROUP_COMMIT, wrk -t1 -d$DURATION${WARMUP:+, warm-up}"
 echo
-echo "| endpoint | connections | req/s | p50 ms | p99 ms | statuses |"
-echo "| --- | --- | --- | --- | --- | --- |"
+echo "| endpoint | connections | busy | req/s | p50 ms | p99 ms | statuses |"
+echo "| --- | --- | --- | --- | --- | --- | --- |"
 printf '%s\n' "${ROWS[@]}"
 echo
 echo "- raw SQLite baseline (1 thread): $RAW tx/s; hold over HTTP / raw = $(ratio "$RPS_hold" "$RAW") (target ≥ 0.7)"

@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# HTTP benchmark of booking-server on loopback, in one run so the ratios hold:
+#   1. the raw SQLite baseline (the library benchmark's hold-shaped transaction, 1 thread);
+#   2. wrk per endpoint on a prepared database: GET /healthz, GET /token, a 50-seat listing,
+#      POST /tickets (distinct free seats, four per user), POST /points and POST /payments
+#      (prepared, funded holds) — payments at 64 connections; then POST /token on an empty
+#      database (the server's default max-active), since admission counts the active users;
+#   3. the journey driver (booking-load journey) on a fresh catalog with --max-active 32, so
+#      that some of the 64 users wait and poll; verify afterwards.
+# Each measured run is preceded by one second of GET /healthz on as many connections: tiny_http
+# 0.12 can leave some of a burst of new connections unserved until another connection closes
+# (see BENCHMARKS.md), and the warm-up leaves idle threads for them; --no-warmup measures
+# without it. The "busy" column is req/s × mean latency (Little's law): far below the
+# connection count, connections sat unserved.
+# Prints a Markdown table (VERIFY_LIMIT=600 bounds the final verify, in seconds). Needs wrk (Debian: apt-get install -y wrk). BOOKING_BENCH_KEEP=1
+# keeps the databases, wrk outputs and server logs.
+#
+# usage: scripts/bench-http.sh [--duration 15s] [--connections 50] [--users 64]
+#                              [--journey-max-active 32] [--durability full|normal]
+#                              [--no-group-commit] [--no-warmup]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=15s CONNS=50 USERS=64 JOURNEY_MAX_ACTIVE=32 DURABILITY=full GROUP_COMMIT=on WARMUP=1
+PORT=${BOOKING_BENCH_PORT:-18080}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) DURATION=$2; shift 2 ;;
+    --connections) CONNS=$2; shift 2 ;;
+    --users) USERS=$2; shift 2 ;;
+    --journey-max-active) JOURNEY_MAX_ACTIVE=$2; shift 2 ;;
+    --durability) DURABILITY=$2; shift 2 ;;
+    --no-group-commit) GROUP_COMMIT=off; shift ;;
+    --no-warmup) WARMUP=; shift ;;
+    *) echo "usage: $0 [--duration 15s] [--connections 50] [--users 64] [--journey-max-active 32] [--durability full|normal] [--no-group-commit] [--no-warmup]" >&2; exit 2 ;;
+  esac
+done
+command -v wrk >/dev/null || { echo "wrk not found (Debian: apt-get install -y wrk)" >&2; exit 2; }
+SECS=${DURATION%s}
+
+cargo build --release --features "server bench" --bin booking-server --bin booking-load
+BIN=target/release
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/booking-http-bench.XXXXXX")
+SERVER=
+cleanup() {
+  [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
+  if [ -n "${BOOKING_BENCH_KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+# Server flags (durability only if this server has the flag); warnings go to the log.
+FLAGS=(--log warn)
+[ "$GROUP_COMMIT" = off ] && FLAGS+=(--no-group-commit)
+if "$BIN/booking-server" --help | grep -q -- '--durability'; then
+  FLAGS+=(--durability "$DURABILITY")
+elif [ "$DURABILITY" != full ]; then
+  echo "this booking-server has no --durability flag; only synchronous=FULL can be measured" >&2
+  exit 2
+fi
+
+start_server() { # DB [more flags]
+  local db=$1; shift
+  "$BIN/booking-server" --db "$db" --addr "127.0.0.1:$PORT" "${FLAGS[@]}" "$@" \
+    >>"$WORK/server.log" 2>&1 &
+  SERVER=$!
+  for _ in $(seq 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return; fi
+    sleep 0.1
+  done
+  cat "$WORK/server.log" >&2
+  echo "booking-server did not start" >&2
+  exit 1
+}
+stop_server() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=; }
+settle() { # CONNECTIONS: flush the disk, then (unless --no-warmup) a second of GET /healthz
+  sync # the previous run's writeback must not slow this run's fsyncs
+  [ -z "$WARMUP" ] || wrk -t1 -c"$1" -d1s "http://127.0.0.1:$PORT/healthz" >/dev/null
+}
+
+echo "== raw SQLite baseline (synchronous=${DURABILITY^^})"
+cargo bench --features bench --bench library -- baseline --threads 1 --durability "$DURABILITY" \
+  --secs 3 | tee "$WORK/baseline.txt"
+RAW=$(awk -F'|' '/raw SQLite/ { gsub(/ /, "", $7); print $7 }' "$WORK/baseline.txt")
+
+echo "== preparing wrk data"
+"$BIN/booking-load" prepare --db "$WORK/wrk.db" --out "$WORK/data" --journey-concerts 0 \
+  --hold-seats $((SECS * 25000)) --pay-tickets $((SECS * 10000))
+start_server "$WORK/wrk.db"
+
+ROWS=()
+bench() { # name mode connections [file] -> one table row
+  local name=$1 mode=$2 conns=$3 file=${4:-}
+  local out="$WORK/wrk-$mode.txt"
+  settle "$conns"
+  wrk -t1 -c"$conns" -d"$DURATION" --latency -s scripts/wrk/booking.lua \
+    "http://127.0.0.1:$PORT" -- "$mode" ${file:+"$WORK/data/$file"} >"$out"
+  local rps p50 p99 statuses busy
+  rps=$(awk '/^Requests\/sec/ { printf "%.0f", $2 }' "$out")
+  busy=$(awk -v rps="$rps" '/^    Latency / { v = $2; f = 1
+      if (v ~ /us$/) f = 1e-6; else if (v ~ /ms$/) f = 1e-3
+      sub(/[a-z]+$/, "", v); printf "%.0f", rps * v * f }' "$out")
+  p50=$(awk '/^p50_us/ { printf "%.2f", $2 / 1000 }' "$out")
+  p99=$(awk '/^p99_us/ { printf "%.2f", $2 / 1000 }' "$out")
+  statuses=$(sed -n 's/^statuses: //p' "$out")
+  local sock; sock=$(grep -E '^ +Socket errors' "$out" | sed 's/^ *//' || true)
+  echo "  $name: $rps req/s, p50 $p50 ms, p99 $p99 ms, busy $busy of $conns, statuses $statuses ${sock}"
+  ROWS+=("| $name | $conns | $busy | $rps | $p50 | $p99 | $statuses ${sock:+($sock)} |")
+  eval "RPS_$mode=$rps"
+}
+echo "== wrk -t1 -d$DURATION per endpoint"
+bench "GET /healthz" healthz "$CONNS"
+bench "GET /token (poll)" poll "$CONNS" tokens.txt
+bench "GET /concerts/{id}:{id} (50 seats)" listing "$CONNS" listing.txt
+bench "POST /tickets (hold)" hold "$CONNS" holds.txt
+bench "POST /points (charge)" charge "$CONNS" tokens.txt
+bench "POST /payments (pay)" pay 64 pays.txt
+stop_server
+start_server "$WORK/enter.db"
+bench "POST /token" enter "$CONNS"
+stop_server
+
+echo "== journey: $USERS users for $DURATION, --max-active $JOURNEY_MAX_ACTIVE"
+"$BIN/booking-load" prepare --db "$WORK/journey.db"
+start_server "$WORK/journey.db" --max-active "$JOURNEY_MAX_ACTIVE"
+settle "$USERS"
+JOURNEY=0
+"$BIN/booking-load" journey --url "http://127.0.0.1:$PORT" --users "$USERS" \
+  --duration "$DURATION" --db "$WORK/journey.db" | tee "$WORK/journey.txt" || JOURNEY=$?
+stop_server
+
+# Last, as it may be slow: the library's verify is quadratic in sold seats (BENCHMARKS.md).
+echo "== verify of the wrk database (at most ${VERIFY_LIMIT:=600}s)"
+VERIFY="did not finish in ${VERIFY_LIMIT}s"
+if timeout "$VERIFY_LIMIT" "$BIN/booking-load" verify --db "$WORK/wrk.db" >"$WORK/verify.txt"; then
+  VERIFY=$(tr '\n' ' ' <"$WORK/verify.txt")
+elif [ -s "$WORK/verify.txt" ]; then
+  VERIFY="FAILED: $(tr '\n' ' ' <"$WORK/verify.txt")"
+fi
+echo "  $VERIFY"
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+echo
+echo "## HTTP, synchronous=${DURABILITY^^}, group commit $GROUP_COMMIT, wrk -t1 -d$DURATION${WARMUP:+, warm-up}"
+echo
+echo "| endpoint | connections | busy | req/s | p50 ms | p99 ms | statuses |"
+echo "| --- | --- | --- | --- | --- | --- | --- |"
+printf '%s\n' "${ROWS[@]}"
+echo
+echo "- raw SQLite baseline (1 thread): $RAW tx/s; hold over HTTP / raw = $(ratio "$RPS_hold" "$RAW") (target ≥ 0.7)"
+echo "- wrk database after the runs: $VERIFY"
+echo "- GET /token / GET /healthz = $(ratio "$RPS_poll" "$RPS_healthz") (target ≥ 0.5)"
+echo "- journey: $(grep -E '^(journeys|verify|seats sold|result)' "$WORK/journey.txt" | tr '\n' ';')"
+if grep -qv '^booking-server listening' "$WORK/server.log"; then
+  echo "- server log:"
+  grep -v '^booking-server listening' "$WORK/server.log" | sed 's/^/    /'
+fi
+exit "$JOURNEY"

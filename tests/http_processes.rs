@@ -367,3 +367,44 @@ fn the_accept_loop_is_restarted_after_running_out_of_file_descriptors() {
         .unwrap();
     assert!(restarts >= 1, "{metrics}");
 }
+
+#[test]
+fn a_burst_of_new_connections_is_served_at_once() {
+    // 200 clients connect at the same instant to a fresh server and each sends one request:
+    // every one is answered promptly (tiny_http's connection pool used to leave some of a
+    // burst unserved for seconds; see vendor/tiny_http/PATCHES.md).
+    let (_dir, db) = temp_db();
+    let server = Proc::spawn(&db, &[]);
+    let addr = server.addr;
+    let n = 200;
+    let (start, done) = (Arc::new(Barrier::new(n)), Arc::new(Barrier::new(n)));
+    let handles: Vec<_> = (0..n)
+        .map(|_| {
+            let (start, done) = (start.clone(), done.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                let started = Instant::now();
+                let mut s = TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .unwrap();
+                let mut buf = [0u8; 256];
+                let n = std::io::Read::read(&mut s, &mut buf).unwrap_or(0);
+                let answered = String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200");
+                let took = started.elapsed();
+                // Every connection stays open until all have their answer: a closing connection
+                // would free a server thread for a stranded one and hide the fault.
+                done.wait();
+                (answered, took)
+            })
+        })
+        .collect();
+    let results: Vec<(bool, Duration)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let unanswered = results.iter().filter(|(ok, _)| !ok).count();
+    let slowest = results.iter().map(|(_, d)| *d).max().unwrap();
+    assert_eq!(unanswered, 0, "connections left without an answer");
+    assert!(
+        slowest < Duration::from_secs(3),
+        "slowest answer took {slowest:?}"
+    );
+}

@@ -161,11 +161,17 @@ fn touch_due(e: &EntryRow, now: Now, cfg: &Config) -> bool {
         && now.ms - e.last_seen_at >= ms(cfg.idle_timeout) / 4
 }
 
-fn active_count(c: &Connection, now: Now) -> Result<i64> {
-    Ok(c.prepare_cached(
-        "SELECT COUNT(*) FROM queue_entries WHERE status = 'active' AND active_until > ?1",
-    )?
-    .query_row([now.ms], |r| r.get(0))?)
+/// Slots open now: `max_active` minus the users active now. The count stops at `max_active`
+/// rows, so its cost is bounded by the policy, not by how many entries exist.
+fn free_slots(c: &Connection, now: Now, cfg: &Config) -> Result<i64> {
+    let max = i64::from(cfg.max_active);
+    let active: i64 = c
+        .prepare_cached(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM queue_entries
+             WHERE status = 'active' AND active_until > ?1 LIMIT ?2)",
+        )?
+        .query_row(params![now.ms, max], |r| r.get(0))?;
+    Ok(max - active)
 }
 
 /// How many more users the admit-per-minute window allows now (and the window it implies).
@@ -197,7 +203,7 @@ fn admission_due(c: &Connection, st: &StateRow, now: Now, cfg: &Config) -> Resul
     if last_seen + ms(cfg.idle_timeout) <= now.ms {
         return Ok(true); // a dead entry at the head: skipping it tightens everyone's position
     }
-    Ok(allowance(st, now, cfg).0 > 0 && active_count(c, now)? < i64::from(cfg.max_active))
+    Ok(allowance(st, now, cfg).0 > 0 && free_slots(c, now, cfg)? > 0)
 }
 
 /// The most dead entries one call skips, so no single request pays for a mass exodus.
@@ -208,7 +214,7 @@ const MAX_SKIPS_PER_CALL: usize = 10_000;
 fn admit(c: &Connection, now: Now, cfg: &Config) -> Result<i64> {
     let st = state(c)?;
     let (allow, window_start, window_admitted) = allowance(&st, now, cfg);
-    let free = i64::from(cfg.max_active) - active_count(c, now)?;
+    let free = free_slots(c, now, cfg)?;
     let mut budget = free.min(allow).max(0);
     let idle = ms(cfg.idle_timeout);
     let mut frontier = st.frontier;
@@ -266,7 +272,7 @@ fn status_of(
     let (position, wait, expires) = match status {
         EntryStatus::Waiting => {
             let position = (e.id - st.frontier).max(1);
-            let free = i64::from(cfg.max_active) - active_count(c, now)?;
+            let free = free_slots(c, now, cfg)?;
             (
                 position,
                 Some(estimate_wait(position, free, cfg)),

@@ -259,6 +259,7 @@ fn bad_flags_are_usage_errors() {
         &["--hold-ttl", "soon"][..],
         &["--max-active", "-1"],
         &["--threads", "x"],
+        &["--durability", "sometimes"],
         &["--no-such-flag"],
     ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_booking-server"))

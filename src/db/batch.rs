@@ -8,6 +8,7 @@
 //!   of the batch gets that error and none of its effects is visible.
 //! - The queue is bounded: a caller waits up to the busy timeout for room, then gets `busy`.
 
+use super::checkpoint::Checkpointer;
 use super::{Now, SharedConn};
 use crate::clock::{to_millis, Clock};
 use crate::error::{Error, Result};
@@ -120,6 +121,7 @@ pub(crate) struct Batcher {
 impl Batcher {
     pub fn start(
         conn: SharedConn,
+        checkpointer: Arc<Checkpointer>,
         clock: Arc<dyn Clock>,
         settings: GroupCommit,
         wait: Duration,
@@ -130,7 +132,7 @@ impl Batcher {
         let max = settings.max_batch.max(1);
         let thread = std::thread::Builder::new()
             .name("booking-writer".into())
-            .spawn(move || writer_loop(conn, clock, rx, max, &thread_stats))
+            .spawn(move || writer_loop(conn, &checkpointer, clock, rx, max, &thread_stats))
             .map_err(Error::internal)?;
         Ok(Batcher {
             queue: Some(tx),
@@ -181,6 +183,7 @@ impl Drop for Batcher {
 
 fn writer_loop(
     conn: SharedConn,
+    checkpointer: &Checkpointer,
     clock: Arc<dyn Clock>,
     rx: Receiver<Box<dyn Job>>,
     max: usize,
@@ -199,6 +202,7 @@ fn writer_loop(
         let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
         let commit = run_batch(&mut guard, &*clock, &mut batch);
         drop(guard);
+        checkpointer.poke();
         for job in batch.drain(..) {
             job.answer(commit.as_ref().map(|_| ()));
         }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 pub mod batch;
+mod checkpoint;
 
 /// The process's write connection, shared by the direct path and the group-commit writer.
 pub(crate) type SharedConn = Arc<Mutex<Connection>>;
@@ -38,6 +39,7 @@ pub(crate) struct Db {
     read: r2d2::Pool<SqliteConnectionManager>,
     write: SharedConn,
     batcher: Option<batch::Batcher>,
+    checkpointer: Arc<checkpoint::Checkpointer>,
     clock: Arc<dyn Clock>,
 }
 
@@ -75,6 +77,10 @@ impl Db {
             )));
         }
         migrate(&mut write)?;
+        write.pragma_update(None, "wal_autocheckpoint", checkpoint::BACKSTOP_PAGES)?;
+        let checkpoint_conn = Connection::open_with_flags(path, flags)?;
+        configure(&checkpoint_conn, cfg)?;
+        let checkpointer = Arc::new(checkpoint::Checkpointer::start(checkpoint_conn)?);
 
         let read_cfg = cfg.clone();
         let manager = SqliteConnectionManager::file(path)
@@ -88,6 +94,7 @@ impl Db {
         let batcher = match cfg.group_commit {
             Some(settings) => Some(batch::Batcher::start(
                 write.clone(),
+                checkpointer.clone(),
                 clock.clone(),
                 settings,
                 cfg.busy_timeout,
@@ -99,6 +106,7 @@ impl Db {
             read,
             write,
             batcher,
+            checkpointer,
             clock,
         })
     }
@@ -123,6 +131,7 @@ impl Db {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&tx, self.now())?;
         tx.commit()?;
+        self.checkpointer.poke();
         Ok(out)
     }
 

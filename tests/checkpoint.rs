@@ -21,11 +21,18 @@ fn committed_pages_are_copied_into_the_database_file_in_the_background() {
     for _ in 0..2_000 {
         f.b.charge(UserId::new_random(), 100, None).unwrap();
     }
-    assert!(std::fs::metadata(&wal).unwrap().len() > 1_000_000, "the writes went to the WAL");
+    assert!(
+        std::fs::metadata(&wal).unwrap().len() > 1_000_000,
+        "the writes went to the WAL"
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     while size() <= before && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(size() > before, "a background checkpoint copied pages into {}", f.b.path().display());
+    assert!(
+        size() > before,
+        "a background checkpoint copied pages into {}",
+        f.b.path().display()
+    );
     f.assert_verified();
 }

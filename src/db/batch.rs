@@ -212,16 +212,19 @@ fn writer_loop(
 /// Runs every job in its own savepoint of one transaction and commits.
 fn run_batch(conn: &mut Connection, clock: &dyn Clock, batch: &mut [Box<dyn Job>]) -> Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let step = |sql: &str| -> Result<()> {
+        tx.prepare_cached(sql)?.execute([])?;
+        Ok(())
+    };
     for job in batch.iter_mut() {
-        tx.execute_batch("SAVEPOINT op")?;
+        step("SAVEPOINT op")?;
         let now = Now {
             ms: to_millis(clock.now()),
         };
-        if job.run(&tx, now) {
-            tx.execute_batch("RELEASE op")?;
-        } else {
-            tx.execute_batch("ROLLBACK TO op; RELEASE op")?;
+        if !job.run(&tx, now) {
+            step("ROLLBACK TO op")?;
         }
+        step("RELEASE op")?;
     }
     tx.commit()?;
     Ok(())

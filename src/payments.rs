@@ -36,7 +36,7 @@ pub(crate) fn pay(
     user: UserId,
     ticket: TicketId,
 ) -> Result<Payment> {
-    let t = tickets::load(c, now, ticket)?
+    let t = tickets::claim_of(c, now, ticket)?
         .filter(|t| t.user_id == user)
         .ok_or(Error::NotFound("ticket"))?;
     match t.status {
@@ -44,13 +44,8 @@ pub(crate) fn pay(
         TicketStatus::Expired => return Err(Error::HoldExpired(ticket.0)),
         TicketStatus::Held => {}
     }
-    let balance = wallet::balance_of(c, user)?;
-    if balance < t.price {
-        return Err(Error::InsufficientPoints {
-            balance,
-            price: t.price,
-        });
-    }
+    // `wallet::apply` refuses a debit past the balance (insufficient_points); the payment row
+    // written just before is then rolled back with everything else.
     c.prepare_cached(
         "INSERT INTO payments (user_id, ticket_id, amount, paid_at) VALUES (?1, ?2, ?3, ?4)",
     )?

@@ -58,11 +58,7 @@ const TICKET_SELECT: &str = "SELECT t.id, t.user_id, s.concert_id, t.showtime_id
 fn ticket_row(now: Now) -> impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<Ticket> {
     move |r| {
         let held_until: i64 = r.get(8)?;
-        let status = match r.get_ref(7)?.as_str()? {
-            "paid" => TicketStatus::Paid,
-            "held" if held_until > now.ms => TicketStatus::Held,
-            _ => TicketStatus::Expired,
-        };
+        let status = status_at(r.get_ref(7)?.as_str()?, held_until, now);
         Ok(Ticket {
             id: r.get(0)?,
             user_id: r.get(1)?,
@@ -77,11 +73,40 @@ fn ticket_row(now: Now) -> impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<Ticke
     }
 }
 
-/// One ticket by id, whoever holds it.
-pub(crate) fn load(c: &Connection, now: Now, id: TicketId) -> Result<Option<Ticket>> {
-    c.prepare_cached(&format!("{TICKET_SELECT} WHERE t.id = ?1"))?
-        .query_row([id], ticket_row(now))
-        .optional_row()
+/// What paying for a ticket needs to know of it.
+pub(crate) struct Claim {
+    pub user_id: UserId,
+    pub showtime_id: ShowtimeId,
+    pub seat_id: SeatId,
+    pub price: i64,
+    /// Its status now.
+    pub status: TicketStatus,
+}
+
+/// One ticket's claim by id, whoever holds it.
+pub(crate) fn claim_of(c: &Connection, now: Now, id: TicketId) -> Result<Option<Claim>> {
+    c.prepare_cached(
+        "SELECT user_id, showtime_id, seat_id, price, status, held_until FROM tickets WHERE id = ?1",
+    )?
+    .query_row([id], |r| {
+        Ok(Claim {
+            user_id: r.get(0)?,
+            showtime_id: r.get(1)?,
+            seat_id: r.get(2)?,
+            price: r.get(3)?,
+            status: status_at(r.get_ref(4)?.as_str()?, r.get(5)?, now),
+        })
+    })
+    .optional_row()
+}
+
+/// A ticket's status at `now`: a hold whose `held_until` is not after now is expired.
+fn status_at(stored: &str, held_until: i64, now: Now) -> TicketStatus {
+    match stored {
+        "paid" => TicketStatus::Paid,
+        "held" if held_until > now.ms => TicketStatus::Held,
+        _ => TicketStatus::Expired,
+    }
 }
 
 /// Holds `seat` of `showtime` for `user` until now + hold TTL.

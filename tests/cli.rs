@@ -746,7 +746,7 @@ fn completions_and_help_are_there_for_every_command() {
 
 /// The CLI and another writer (a library handle in this process, as a server would hold) on one
 /// file at once: each sees the other's writes and the invariants hold.
-// After merging the server, extend this to a running `booking-server` process.
+// `tests/http_processes.rs` does the same beside a running `booking-server` process.
 #[test]
 fn cli_and_another_writer_share_one_database() {
     let db = db();

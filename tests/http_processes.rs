@@ -409,3 +409,86 @@ fn a_burst_of_new_connections_is_served_at_once() {
         "slowest answer took {slowest:?}"
     );
 }
+
+/// Runs `booking-cli --json` on `db`; returns its JSON answer (and insists on exit 0).
+fn cli(db: &std::path::Path, args: &[&str]) -> Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_booking-cli"))
+        .arg("--db")
+        .arg(db)
+        .arg("--json")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "booking-cli {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn the_cli_and_a_running_server_share_one_database() {
+    let (_dir, db) = temp_db();
+    let server = Proc::spawn(&db, &["--demo"]);
+    let u = server.enter();
+    // Server-side writes on one thread while the CLI writes from another process.
+    let web = {
+        let u = u.clone();
+        std::thread::spawn(move || {
+            let mut tickets = Vec::new();
+            for seat in 1..=3 {
+                let t = u.hold(1, seat);
+                t.expect(201, "");
+                tickets.push(t.json()["id"].as_i64().unwrap());
+                u.charge(100_000).expect(200, "");
+            }
+            u.pay(tickets[0]).expect(201, "");
+        })
+    };
+    for i in 0..5 {
+        cli(
+            &db,
+            &["points", "charge", "--user", &u.id, "--amount", "1000"],
+        );
+        cli(
+            &db,
+            &[
+                "concert",
+                "add",
+                "--title",
+                &format!("Added while serving #{i}"),
+            ],
+        );
+    }
+    web.join().unwrap();
+    // The server sees the CLI's writes ...
+    assert_eq!(
+        u.get("/points").json()["balance"],
+        300_000 + 5_000 - 150_000
+    );
+    // (the payment ended u's turn: a newcomer looks at the catalog)
+    let newcomer = server.enter();
+    assert_eq!(
+        newcomer.get("/concerts").json().as_array().unwrap().len(),
+        3 + 5
+    );
+    // ... the CLI sees the server's ...
+    let seats = cli(&db, &["seats", "--showtime", "1"]);
+    let status = |n: usize| seats[n - 1]["status"].as_str().unwrap().to_string();
+    assert_eq!(
+        (status(1), status(2), status(3), status(4)),
+        (
+            "sold".into(),
+            "held".into(),
+            "held".into(),
+            "available".into()
+        )
+    );
+    assert_eq!(
+        cli(&db, &["points", "show", "--user", &u.id])["balance"],
+        155_000
+    );
+    // ... and every invariant holds across both.
+    assert_eq!(cli(&db, &["verify"])["ok"], true);
+}

@@ -161,17 +161,17 @@ fn touch_due(e: &EntryRow, now: Now, cfg: &Config) -> bool {
         && now.ms - e.last_seen_at >= ms(cfg.idle_timeout) / 4
 }
 
-/// Slots open now: `max_active` minus the users active now. The count stops at `max_active`
-/// rows, so its cost is bounded by the policy, not by how many entries exist.
+/// Slots open now: `max_active` minus the users active now. The count is a range of the
+/// partial index `queue_active_until`, which holds no more live rows than admission let in
+/// (at most `max_active`). (A `LIMIT` in a subquery here made SQLite re-prepare the statement
+/// on every call — polls went from 6.5 to 16 µs.)
 fn free_slots(c: &Connection, now: Now, cfg: &Config) -> Result<i64> {
-    let max = i64::from(cfg.max_active);
     let active: i64 = c
         .prepare_cached(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM queue_entries
-             WHERE status = 'active' AND active_until > ?1 LIMIT ?2)",
+            "SELECT COUNT(*) FROM queue_entries WHERE status = 'active' AND active_until > ?1",
         )?
-        .query_row(params![now.ms, max], |r| r.get(0))?;
-    Ok(max - active)
+        .query_row([now.ms], |r| r.get(0))?;
+    Ok(i64::from(cfg.max_active) - active)
 }
 
 /// How many more users the admit-per-minute window allows now (and the window it implies).

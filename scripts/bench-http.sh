@@ -7,21 +7,20 @@
 #      database (the server's default max-active), since admission counts the active users;
 #   3. the journey driver (booking-load journey) on a fresh catalog with --max-active 32, so
 #      that some of the 64 users wait and poll; verify afterwards.
-# Each measured run is preceded by one second of GET /healthz on as many connections: tiny_http
-# 0.12 can leave some of a burst of new connections unserved until another connection closes
-# (see BENCHMARKS.md), and the warm-up leaves idle threads for them; --no-warmup measures
-# without it. The "busy" column is req/s × mean latency (Little's law): far below the
-# connection count, connections sat unserved.
+# Each measured run starts on a quiet disk (sync). --warmup adds one second of GET /healthz on
+# as many connections first (it used to hide a lost wakeup in tiny_http's connection pool, since
+# fixed in vendor/tiny_http; kept to compare). The "busy" column is req/s x mean latency (Little's
+# law): far below the connection count, connections sat unserved.
 # Prints a Markdown table (VERIFY_LIMIT=600 bounds the final verify, in seconds). Needs wrk (Debian: apt-get install -y wrk). BOOKING_BENCH_KEEP=1
 # keeps the databases, wrk outputs and server logs.
 #
 # usage: scripts/bench-http.sh [--duration 15s] [--connections 50] [--users 64]
 #                              [--journey-max-active 32] [--durability full|normal]
-#                              [--no-group-commit] [--no-warmup]
+#                              [--no-group-commit] [--warmup]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION=15s CONNS=50 USERS=64 JOURNEY_MAX_ACTIVE=32 DURABILITY=full GROUP_COMMIT=on WARMUP=1
+DURATION=15s CONNS=50 USERS=64 JOURNEY_MAX_ACTIVE=32 DURABILITY=full GROUP_COMMIT=on WARMUP=
 PORT=${BOOKING_BENCH_PORT:-18080}
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -31,8 +30,9 @@ while [ $# -gt 0 ]; do
     --journey-max-active) JOURNEY_MAX_ACTIVE=$2; shift 2 ;;
     --durability) DURABILITY=$2; shift 2 ;;
     --no-group-commit) GROUP_COMMIT=off; shift ;;
+    --warmup) WARMUP=1; shift ;;
     --no-warmup) WARMUP=; shift ;;
-    *) echo "usage: $0 [--duration 15s] [--connections 50] [--users 64] [--journey-max-active 32] [--durability full|normal] [--no-group-commit] [--no-warmup]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--duration 15s] [--connections 50] [--users 64] [--journey-max-active 32] [--durability full|normal] [--no-group-commit] [--warmup]" >&2; exit 2 ;;
   esac
 done
 command -v wrk >/dev/null || { echo "wrk not found (Debian: apt-get install -y wrk)" >&2; exit 2; }
@@ -72,7 +72,7 @@ start_server() { # DB [more flags]
   exit 1
 }
 stop_server() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=; }
-settle() { # CONNECTIONS: flush the disk, then (unless --no-warmup) a second of GET /healthz
+settle() { # CONNECTIONS: flush the disk, then (with --warmup) a second of GET /healthz
   sync # the previous run's writeback must not slow this run's fsyncs
   [ -z "$WARMUP" ] || wrk -t1 -c"$1" -d1s "http://127.0.0.1:$PORT/healthz" >/dev/null
 }

@@ -122,6 +122,7 @@ fn baseline(d: Durability, threads: usize, args: &Args) -> Outcome {
     conn.pragma_update(None, "foreign_keys", "ON").unwrap();
     conn.pragma_update(None, "synchronous", durability_name(d))
         .unwrap();
+    conn.pragma_update(None, "mmap_size", 256i64 << 20).unwrap();
     conn.set_prepared_statement_cache_capacity(64);
     let conn = Mutex::new(conn);
     let users = users(seats.len() as u64 / 4 + 1);

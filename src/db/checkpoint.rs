@@ -7,10 +7,10 @@
 //! bounded even if this thread falls behind.
 
 use crate::error::{Error, Result};
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use rusqlite::Connection;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The shortest time between two background checkpoints.
 pub const INTERVAL: Duration = Duration::from_millis(25);
@@ -46,11 +46,25 @@ impl Checkpointer {
 }
 
 fn run(conn: Connection, pokes: Receiver<()>) {
-    while pokes.recv().is_ok() {
+    let mut due = false;
+    loop {
+        if !due && pokes.recv().is_err() {
+            return; // the handle was dropped
+        }
         // A failed checkpoint (another one running, a reader in the way) is simply retried
         // after the next commit; the backstop bounds the WAL meanwhile.
         let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-        std::thread::sleep(INTERVAL);
+        // Rest for INTERVAL, remembering whether commits came meanwhile; a dropped handle ends
+        // the rest at once (so a short-lived process does not wait for it on exit).
+        due = false;
+        let deadline = Instant::now() + INTERVAL;
+        loop {
+            match pokes.recv_deadline(deadline) {
+                Ok(()) => due = true,
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
     }
 }
 

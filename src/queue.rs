@@ -223,8 +223,6 @@ fn admit(c: &Connection, now: Now, cfg: &Config) -> Result<i64> {
     let mut select = c.prepare_cached(
         "SELECT id, last_seen_at FROM queue_entries WHERE status = 'waiting' AND id > ?1 ORDER BY id LIMIT 64",
     )?;
-    let mut expire =
-        c.prepare_cached("UPDATE queue_entries SET status = 'expired' WHERE id = ?1")?;
     let mut activate = c.prepare_cached(
         "UPDATE queue_entries SET status = 'active', activated_at = ?2, active_until = ?3 WHERE id = ?1",
     )?;
@@ -240,7 +238,7 @@ fn admit(c: &Connection, now: Now, cfg: &Config) -> Result<i64> {
                 if skipped >= MAX_SKIPS_PER_CALL {
                     break 'outer;
                 }
-                expire.execute([id])?;
+                expire_entry(c, id)?;
                 skipped += 1;
             } else if budget > 0 {
                 activate.execute(params![id, now.ms, now.ms + ms(cfg.active_ttl)])?;
@@ -314,6 +312,20 @@ fn estimate_wait(position: i64, free: i64, cfg: &Config) -> i64 {
     by_slots.max(by_rate)
 }
 
+/// Marks one entry expired.
+fn expire_entry(c: &Connection, id: i64) -> Result<()> {
+    c.prepare_cached("UPDATE queue_entries SET status = 'expired' WHERE id = ?1")?
+        .execute([id])?;
+    Ok(())
+}
+
+/// Records that a waiting entry was seen now (its keep-alive).
+fn touch(c: &Connection, id: i64, now: Now) -> Result<()> {
+    c.prepare_cached("UPDATE queue_entries SET last_seen_at = ?2 WHERE id = ?1")?
+        .execute(params![id, now.ms])?;
+    Ok(())
+}
+
 /// Ends every live entry of `user` (a payment ends the user's turn). Runs inside a write.
 pub(crate) fn expire_user(c: &Connection, user: UserId) -> Result<()> {
     c.prepare_cached(
@@ -366,10 +378,7 @@ impl Booking {
             let existing = match live_entry_of(c, user)? {
                 Some(e) if effective(&e, now, cfg) != EntryStatus::Expired => Some(e),
                 Some(e) => {
-                    c.execute(
-                        "UPDATE queue_entries SET status = 'expired' WHERE id = ?1",
-                        [e.id],
-                    )?;
+                    expire_entry(c, e.id)?;
                     None
                 }
                 None => None,
@@ -377,10 +386,7 @@ impl Booking {
             let id = match existing {
                 Some(e) => {
                     if effective(&e, now, cfg) == EntryStatus::Waiting {
-                        c.execute(
-                            "UPDATE queue_entries SET last_seen_at = ?2 WHERE id = ?1",
-                            params![e.id, now.ms],
-                        )?;
+                        touch(c, e.id, now)?;
                     }
                     e.id
                 }
@@ -409,7 +415,7 @@ impl Booking {
             exp: iat + self.cfg.jwt_lifetime.as_secs() as i64,
         })?;
         Ok(Entered {
-            status: status,
+            status,
             token,
             created,
         })
@@ -437,8 +443,7 @@ impl Booking {
             let who = &who;
             let row = own_entry(c, who)?;
             if touch_due(&row, now, cfg) {
-                c.prepare_cached("UPDATE queue_entries SET last_seen_at = ?2 WHERE id = ?1")?
-                    .execute(params![row.id, now.ms])?;
+                touch(c, row.id, now)?;
             }
             admit(c, now, cfg)?;
             let row = own_entry(c, who)?;

@@ -3,7 +3,9 @@
 //! transaction, each in its own savepoint, and nobody is answered before the commit.
 //!
 //! Each included file is also a test binary of its own (one transaction per write); the shared
-//! fixture reads `crate::GROUP_COMMIT` to pick the path.
+//! fixture reads `crate::GROUP_COMMIT` to pick the path (hence the fixture module loaded once
+//! per included file).
+#![allow(clippy::duplicate_mod)]
 
 const GROUP_COMMIT: bool = true;
 

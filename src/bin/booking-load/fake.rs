@@ -157,10 +157,12 @@ fn route(state: &State, method: &str, path: &str, token: &str, body: &Value) -> 
         ("POST", "/points") => (200, json!({ "balance": body["amount"] })),
         ("POST", "/payments") => {
             let id = body["ticket_id"].as_i64().unwrap_or(0);
+            // Locks are always taken seats first, then tickets (as holds take them).
+            let mut seats = state.seats.lock().unwrap();
             let tickets = state.tickets.lock().unwrap();
             match tickets.get((id - 1) as usize) {
                 Some((holder, seat)) if holder == token => {
-                    state.seats.lock().unwrap().get_mut(seat).unwrap().1 = true;
+                    seats.get_mut(seat).unwrap().1 = true;
                     state.sold.fetch_add(1, Ordering::SeqCst);
                     (201, json!({ "id": id, "ticket_id": id, "amount": PRICE }))
                 }

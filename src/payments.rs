@@ -77,8 +77,9 @@ pub(crate) fn pay(
 
 pub(crate) fn history(c: &Connection, user: UserId) -> Result<Vec<Payment>> {
     let mut stmt = c.prepare_cached(
-        "SELECT id, user_id, ticket_id, amount, paid_at FROM payments
-         WHERE user_id = ?1 ORDER BY id DESC",
+        "SELECT p.id, p.user_id, p.ticket_id, p.amount, p.paid_at
+         FROM point_ledger l JOIN payments p ON p.id = l.payment_id
+         WHERE l.user_id = ?1 AND l.kind = 'payment' ORDER BY p.id DESC",
     )?;
     let rows = stmt.query_map([user], |r| {
         Ok(Payment {

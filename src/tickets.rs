@@ -143,7 +143,9 @@ pub(crate) fn hold(
     }
     let holds: i64 = c
         .prepare_cached(
-            "SELECT COUNT(*) FROM tickets
+            // Pinned: by the numbers alone the planner may prefer tickets_holds_by_showtime,
+            // which holds every live hold of the showtime, not the user's few tickets.
+            "SELECT COUNT(*) FROM tickets INDEXED BY tickets_by_user
              WHERE user_id = ?1 AND showtime_id = ?2 AND status = 'held' AND held_until > ?3",
         )?
         .query_row(params![user, showtime, now.ms], |r| r.get(0))?;

@@ -84,7 +84,7 @@ RAW=$(awk -F'|' '/raw SQLite/ { gsub(/ /, "", $7); print $7 }' "$WORK/baseline.t
 
 echo "== preparing wrk data"
 "$BIN/booking-load" prepare --db "$WORK/wrk.db" --out "$WORK/data" --journey-concerts 0 \
-  --hold-seats $((SECS * 25000)) --pay-tickets $((SECS * 10000))
+  --hold-seats $((SECS * 25000)) --pay-tickets $((SECS * 20000))
 start_server "$WORK/wrk.db"
 
 ROWS=()

@@ -265,3 +265,36 @@ fn every_error_code_has_its_contract_status() {
         assert!(!e.public_message().is_empty());
     }
 }
+
+#[test]
+fn payment_history_lists_the_users_own_payments_newest_first() {
+    let f = fixture();
+    let (a, b) = (UserId::new_random(), UserId::new_random());
+    f.b.charge(a, 100_000, None).unwrap();
+    f.b.charge(b, 100_000, None).unwrap();
+    let mut paid = Vec::new();
+    for (user, seat) in [(a, 0), (b, 1), (a, 2)] {
+        let t = f.b.hold(user, f.showtime, f.seats[seat]).unwrap();
+        f.advance(Duration::from_secs(1));
+        paid.push((user, f.b.pay(user, t.id, None).unwrap()));
+        f.b.charge(user, 1, None).unwrap(); // ledger rows that are not payments in between
+    }
+    let mine = |u| {
+        let mut v: Vec<Payment> = paid
+            .iter()
+            .filter(|(p, _)| *p == u)
+            .map(|(_, p)| p.clone())
+            .collect();
+        v.reverse();
+        v
+    };
+    assert_eq!(f.b.payment_history(a).unwrap(), mine(a));
+    assert_eq!(f.b.payment_history(b).unwrap(), mine(b));
+    assert_eq!(f.b.payment_history(a).unwrap().len(), 2);
+    assert!(f
+        .b
+        .payment_history(UserId::new_random())
+        .unwrap()
+        .is_empty());
+    f.assert_verified();
+}

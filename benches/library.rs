@@ -15,7 +15,7 @@ use booking::{
     BATCH_BUCKETS,
 };
 use common::stats::{num, Table};
-use common::{config, durability_name, fast, ok, open, prepare, run, showtime, Args, Outcome};
+use common::{config, fast, ok, open, prepare, run, showtime, Args, Outcome};
 use common::{TempDb, OUTCOME_COLUMNS, PRICE};
 use rusqlite::{params, Connection, TransactionBehavior};
 use std::collections::HashMap;
@@ -50,10 +50,10 @@ fn main() {
             let mut report = |op: &str, commit: &str, out: &Outcome| {
                 eprintln!(
                     "  {op} {} {commit} ×{threads}: {:.0}/s",
-                    durability_name(d),
+                    d.pragma(),
                     out.rate()
                 );
-                let head = [op, durability_name(d), commit, &threads.to_string()].map(String::from);
+                let head = [op, d.pragma(), commit, &threads.to_string()].map(String::from);
                 let ratio = num(out.rate() / base_rate);
                 results.row([&head[..], &out.cells(), &[ratio]].concat());
                 if let Some(e) = &out.first_error {
@@ -73,7 +73,7 @@ fn main() {
                     &[false]
                 };
                 for &gc in modes {
-                    let key = (durability_name(d), threads, gc);
+                    let key = (d.pragma(), threads, gc);
                     let case = Case {
                         durability: d,
                         group_commit: gc,
@@ -120,8 +120,7 @@ fn baseline(d: Durability, threads: usize, args: &Args) -> Outcome {
     let conn = Connection::open(&db.path).expect("open raw connection");
     conn.busy_timeout(Duration::from_secs(5)).unwrap();
     conn.pragma_update(None, "foreign_keys", "ON").unwrap();
-    conn.pragma_update(None, "synchronous", durability_name(d))
-        .unwrap();
+    conn.pragma_update(None, "synchronous", d.pragma()).unwrap();
     conn.pragma_update(None, "mmap_size", 256i64 << 20).unwrap();
     conn.set_prepared_statement_cache_capacity(64);
     let conn = Mutex::new(conn);
@@ -302,7 +301,7 @@ impl BatchCounts {
 fn batch_row(op: &str, d: Durability, threads: usize, s: &BatchCounts) -> Vec<String> {
     let mut row = vec![
         op.to_string(),
-        durability_name(d).to_string(),
+        d.pragma().to_string(),
         threads.to_string(),
         s.batches.to_string(),
         num(s.operations as f64 / s.batches.max(1) as f64),

@@ -13,7 +13,7 @@ mod common;
 
 use booking::{Booking, Config, EntryStatus, Guard, Principal, UserId};
 use common::stats::{num, Table};
-use common::{config, durability_name, fast, ok, open, prepare, run, showtime, Args, Outcome};
+use common::{config, fast, ok, open, prepare, run, showtime, Args, Outcome};
 use common::{TempDb, OUTCOME_COLUMNS};
 use rusqlite::{params, Connection};
 use std::sync::Mutex;
@@ -93,7 +93,7 @@ fn queue(args: &Args, sizes: &[u64]) -> Table {
                 // cores, a single call's latency mostly measures waiting for a core.
                 let cost = |o: &Outcome| 1e6 / o.rate();
                 for ((n, _, _), out) in queues.iter().zip(&medians) {
-                    let head = [&n.to_string(), op, durability_name(d), &threads.to_string()];
+                    let head = [&n.to_string(), op, d.pragma(), &threads.to_string()];
                     let tail = [num(cost(out)), num(cost(out) / cost(&medians[0]))];
                     table.row([&head.map(String::from)[..], &out.cells(), &tail].concat());
                     eprintln!("  {n} {op} {d:?} ×{threads}: {:.1} µs/op", cost(out));
@@ -219,12 +219,7 @@ fn seats(args: &Args) -> Table {
         };
         let b = open(&db.path, config(d, false));
         let mut row = |seats: u32, op: &str, threads: usize, out: Outcome| {
-            let head = [
-                &seats.to_string(),
-                op,
-                durability_name(d),
-                &threads.to_string(),
-            ];
+            let head = [&seats.to_string(), op, d.pragma(), &threads.to_string()];
             table.row([&head.map(String::from)[..], &out.cells()].concat());
         };
         for &threads in &args.threads {

@@ -14,6 +14,29 @@ pub enum Durability {
     Normal,
 }
 
+impl Durability {
+    /// The value of SQLite's `synchronous` pragma for it: `FULL` or `NORMAL`.
+    pub fn pragma(self) -> &'static str {
+        match self {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        }
+    }
+}
+
+/// `full` or `normal` (any case), as the server's `--durability` flag and the benchmarks take it.
+impl std::str::FromStr for Durability {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "full" => Ok(Durability::Full),
+            "normal" => Ok(Durability::Normal),
+            _ => Err(format!("invalid durability {s:?} (full or normal)")),
+        }
+    }
+}
+
 /// Configuration of a [`crate::Booking`] handle. Build with `Config::default()` and the
 /// `with_*` methods, or set the public fields.
 #[derive(Debug, Clone)]

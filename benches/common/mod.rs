@@ -45,7 +45,7 @@ impl Args {
             match arg.as_str() {
                 "--bench" => {}
                 "--durability" => {
-                    a.durabilities = list(&value("--durability"), parse_durability);
+                    a.durabilities = list(&value("--durability"), |s| s.parse().ok());
                 }
                 "--threads" => a.threads = list(&value("--threads"), |s| s.parse().ok()),
                 "--secs" => a.secs = value("--secs").parse().unwrap_or_else(|_| usage("--secs")),
@@ -83,23 +83,6 @@ fn usage(bad: &str) -> ! {
         "bad argument {bad:?}\nusage: [--durability full,normal] [--threads 1,8] [--secs S] [--max-ops N] [CASE...]"
     );
     std::process::exit(2)
-}
-
-/// `full` or `normal`.
-pub fn parse_durability(s: &str) -> Option<Durability> {
-    match s.to_ascii_lowercase().as_str() {
-        "full" => Some(Durability::Full),
-        "normal" => Some(Durability::Normal),
-        _ => None,
-    }
-}
-
-/// The pragma value of a durability setting.
-pub fn durability_name(d: Durability) -> &'static str {
-    match d {
-        Durability::Full => "FULL",
-        Durability::Normal => "NORMAL",
-    }
 }
 
 /// What one timed case did.

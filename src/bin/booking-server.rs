@@ -50,21 +50,14 @@ struct Args {
     no_group_commit: bool,
     /// Commit durability: `full` (an acknowledged write survives power loss) or `normal` (it
     /// survives a crash of the process; the last commits may be lost on power loss).
-    #[arg(long, value_enum, default_value_t = DurabilityArg::Full)]
-    durability: DurabilityArg,
+    #[arg(long, default_value = "full", value_name = "full|normal")]
+    durability: Durability,
     /// Seed a demo catalog if the database has no concerts, and print a quick start.
     #[arg(long)]
     demo: bool,
     /// Log one line per request to stderr, with this filter (default "info"; RUST_LOG also works).
     #[arg(long, num_args = 0..=1, default_missing_value = "info", value_name = "FILTER")]
     log: Option<String>,
-}
-
-/// `--durability` values.
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-enum DurabilityArg {
-    Full,
-    Normal,
 }
 
 fn main() {
@@ -130,10 +123,7 @@ fn config(args: &Args) -> anyhow::Result<Config> {
         idle_timeout: args.idle_timeout.unwrap_or(d.idle_timeout),
         max_holds_per_user: args.max_holds_per_user.unwrap_or(d.max_holds_per_user),
         group_commit: (!args.no_group_commit).then(GroupCommit::default),
-        durability: match args.durability {
-            DurabilityArg::Full => Durability::Full,
-            DurabilityArg::Normal => Durability::Normal,
-        },
+        durability: args.durability,
         // One read connection per worker: a reading request never waits for a connection.
         read_connections: u32::try_from(args.threads).unwrap_or(u32::MAX),
         ..d

@@ -5,7 +5,7 @@
 //! operations compose and a batch of them can share one commit.
 
 use crate::clock::{millis_of, to_millis, Clock};
-use crate::config::{Config, Durability};
+use crate::config::Config;
 use crate::error::{Error, Result};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
@@ -49,14 +49,7 @@ const MMAP_BYTES: i64 = 256 << 20;
 fn configure(conn: &Connection, cfg: &Config) -> rusqlite::Result<()> {
     conn.busy_timeout(cfg.busy_timeout)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.pragma_update(
-        None,
-        "synchronous",
-        match cfg.durability {
-            Durability::Full => "FULL",
-            Durability::Normal => "NORMAL",
-        },
-    )?;
+    conn.pragma_update(None, "synchronous", cfg.durability.pragma())?;
     conn.set_prepared_statement_cache_capacity(64);
     // Reads through a shared memory map instead of a pread per page missing from each
     // connection's own cache: with many reader threads on a large queue, polls ran 1.5x faster.

@@ -145,49 +145,8 @@ fn accept_on(listener: &TcpListener) -> io::Result<Server> {
 /// Socket options that accepted sockets inherit from the listener (Linux): a send timeout, so a
 /// client that never reads cannot hold a worker, and `TCP_NODELAY`, so an answer written in two
 /// pieces is not held back by Nagle's algorithm.
-#[cfg(unix)]
 pub fn tune_listener(listener: &TcpListener, write_timeout: Duration) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let fd = listener.as_raw_fd();
-    let timeout = libc::timeval {
-        tv_sec: write_timeout.as_secs() as libc::time_t,
-        tv_usec: write_timeout.subsec_micros() as libc::suseconds_t,
-    };
-    set_option(fd, libc::SOL_SOCKET, libc::SO_SNDTIMEO, &timeout)?;
-    set_option(
-        fd,
-        libc::IPPROTO_TCP,
-        libc::TCP_NODELAY,
-        &(1 as libc::c_int),
-    )
-}
-
-#[cfg(unix)]
-fn set_option<T>(
-    fd: libc::c_int,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: &T,
-) -> io::Result<()> {
-    // SAFETY: setsockopt reads exactly size_of::<T>() bytes from a live reference.
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (value as *const T).cast(),
-            std::mem::size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// Elsewhere the accepted sockets keep the system's defaults.
-#[cfg(not(unix))]
-pub fn tune_listener(_: &TcpListener, _: Duration) -> io::Result<()> {
-    Ok(())
+    let socket = socket2::SockRef::from(listener);
+    socket.set_write_timeout(Some(write_timeout))?;
+    socket.set_nodelay(true)
 }

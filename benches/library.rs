@@ -11,11 +11,10 @@
 mod common;
 
 use booking::{
-    BatchStats, Booking, Config, Durability, EntryStatus, Guard, Principal, TicketId, UserId,
-    BATCH_BUCKETS,
+    BatchStats, Booking, Config, Durability, EntryStatus, Identity, Points, TicketId, MAX_SEATS,
 };
 use common::stats::{num, Table};
-use common::{config, fast, ok, open, prepare, run, showtime, Args, Outcome};
+use common::{admitted, config, fast, ok, open, prepare, run, showtime, sync, Args, Outcome};
 use common::{TempDb, OUTCOME_COLUMNS, PRICE};
 use rusqlite::{params, Connection, TransactionBehavior};
 use std::collections::HashMap;
@@ -38,7 +37,7 @@ fn main() {
     let head = ["op", "sync", "commit", "threads"];
     let mut results = Table::new(&[&head[..], &OUTCOME_COLUMNS, &["× raw"]].concat());
     let mut header = vec!["op", "sync", "threads", "batches", "ops/batch"];
-    header.extend(BATCH_BUCKETS);
+    header.extend(BATCH_SIZES);
     let mut batches = Table::new(&header);
     let mut first_errors = Vec::new();
     let mut hold_rates = HashMap::new();
@@ -50,10 +49,10 @@ fn main() {
             let mut report = |op: &str, commit: &str, out: &Outcome| {
                 eprintln!(
                     "  {op} {} {commit} ×{threads}: {:.0}/s",
-                    d.pragma(),
+                    sync(d),
                     out.rate()
                 );
-                let head = [op, d.pragma(), commit, &threads.to_string()].map(String::from);
+                let head = [op, &sync(d), commit, &threads.to_string()].map(String::from);
                 let ratio = num(out.rate() / base_rate);
                 results.row([&head[..], &out.cells(), &[ratio]].concat());
                 if let Some(e) = &out.first_error {
@@ -73,7 +72,7 @@ fn main() {
                     &[false]
                 };
                 for &gc in modes {
-                    let key = (d.pragma(), threads, gc);
+                    let key = (sync(d), threads, gc);
                     let case = Case {
                         durability: d,
                         group_commit: gc,
@@ -120,12 +119,13 @@ fn baseline(d: Durability, threads: usize, args: &Args) -> Outcome {
     let conn = Connection::open(&db.path).expect("open raw connection");
     conn.busy_timeout(Duration::from_secs(5)).unwrap();
     conn.pragma_update(None, "foreign_keys", "ON").unwrap();
-    conn.pragma_update(None, "synchronous", d.pragma()).unwrap();
+    conn.pragma_update(None, "synchronous", sync(d)).unwrap();
     conn.pragma_update(None, "mmap_size", 256i64 << 20).unwrap();
     conn.set_prepared_statement_cache_capacity(64);
     let conn = Mutex::new(conn);
-    let users = users(seats.len() as u64 / 4 + 1);
-    let users: Vec<String> = users.iter().map(|u| u.to_string()).collect();
+    let users: Vec<String> = (0..seats.len() / 4 + 1)
+        .map(|_| booking::UserId::new_random().to_string())
+        .collect();
     run(threads, args.limit(), seats.len() as u64, |i| {
         let now = chrono::Utc::now().timestamp_millis();
         let until = now + 300_000;
@@ -133,12 +133,12 @@ fn baseline(d: Durability, threads: usize, args: &Args) -> Outcome {
         let tx = c
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| e.to_string())?;
-        let seat = seats[i as usize].0;
+        let seat = seats[i as usize].get();
         tx.prepare_cached(
             "INSERT INTO tickets (user_id, showtime_id, seat_id, price, status, created_at, held_until)
              VALUES (?1, ?2, ?3, ?4, 'held', ?5, ?6)",
         )
-        .and_then(|mut s| s.execute(params![users[i as usize / 4], showtime.0, seat, PRICE, now, until]))
+        .and_then(|mut s| s.execute(params![users[i as usize / 4], showtime.get(), seat, PRICE.get(), now, until]))
         .map_err(|e| e.to_string())?;
         let ticket = tx.last_insert_rowid();
         tx.prepare_cached("UPDATE seats SET ticket_id = ?2, held_until = ?3 WHERE id = ?1")
@@ -151,12 +151,13 @@ fn baseline(d: Durability, threads: usize, args: &Args) -> Outcome {
 /// Seats to create for a hold-like case: one per operation it may run.
 fn seat_count(args: &Args) -> u32 {
     args.max_ops
-        .clamp(1, u64::from(booking::catalog::MAX_SEATS)) as u32
+        .clamp(1, u64::from(MAX_SEATS)) as u32
 }
 
-fn users(n: u64) -> Vec<UserId> {
-    (0..n).map(|_| UserId::new_random()).collect()
-}
+/// The size classes of the batch table (as [`BatchStats::by_size`] names them).
+const BATCH_SIZES: [&str; 8] = [
+    "1", "2-3", "4-7", "8-15", "16-31", "32-63", "64-127", "128+",
+];
 
 /// One measured case: a durability, a commit mode and a thread count, on a fresh database.
 struct Case<'a> {
@@ -201,14 +202,12 @@ impl Case<'_> {
             prepare(u64::from(cfg.max_active), |_| ok(prep.enter_queue(None)));
             prepare(POLLED, |_| {
                 let e = prep.enter_queue(None).map_err(|e| e.to_string())?;
-                let who = prep
-                    .authorize(&e.token, Guard::Identity)
-                    .map_err(|e| e.to_string())?;
+                let who = prep.authorize(&e.token).map_err(|e| e.to_string())?;
                 waiting.lock().unwrap().push(who);
                 Ok(())
             });
         }
-        let waiting: Vec<Principal> = waiting.into_inner().unwrap();
+        let waiting: Vec<Identity> = waiting.into_inner().unwrap();
         let b = open(&db.path, cfg.with_group_commit(Some(Default::default())));
         let out = run(self.threads, self.args.limit(), self.args.max_ops, |i| {
             let s = b.queue_status(&waiting[i as usize % waiting.len()]);
@@ -232,18 +231,18 @@ impl Case<'_> {
             let (_, st, seats) = showtime(&prep, seat_count(self.args));
             (st, seats)
         };
-        let users = users(seats.len() as u64 / 4 + 1);
+        let users = admitted(&db.path, seats.len() as u64 / 4 + 1);
         self.measure(&db, seats.len() as u64, |b, i| {
-            ok(b.hold(users[i as usize / 4], showtime, seats[i as usize]))
+            ok(b.hold(&users[i as usize / 4], showtime, seats[i as usize]))
         })
     }
 
     /// Charges spread over many wallets, without idempotency keys.
     fn charge(&self) -> Measured {
         let db = TempDb::new();
-        let users = users(WALLETS);
+        let users = admitted(&db.path, WALLETS);
         self.measure(&db, self.args.max_ops, |b, i| {
-            ok(b.charge(users[(i % WALLETS) as usize], PRICE, None))
+            ok(b.charge(&users[(i % WALLETS) as usize], PRICE, None))
         })
     }
 
@@ -256,23 +255,23 @@ impl Case<'_> {
             .map(|r| (r * self.args.secs * 1.5) as u64 + 1_000)
             .unwrap_or(u64::MAX)
             .min(u64::from(seat_count(self.args)));
-        let users = users(n / 4 + 1);
+        let users = admitted(&db.path, n / 4 + 1);
         let tickets: Vec<AtomicI64> = (0..n).map(|_| AtomicI64::new(0)).collect();
         {
             let prep = open(&db.path, fast(&self.config()));
             let (_, st, seats) = showtime(&prep, n as u32);
             prepare(n, |i| {
-                let t = prep.hold(users[i as usize / 4], st, seats[i as usize]);
-                tickets[i as usize].store(t.map_err(|e| e.to_string())?.id.0, Ordering::Relaxed);
+                let t = prep.hold(&users[i as usize / 4], st, seats[i as usize]);
+                tickets[i as usize].store(t.map_err(|e| e.to_string())?.id.get(), Ordering::Relaxed);
                 Ok(())
             });
             prepare(users.len() as u64, |u| {
-                ok(prep.charge(users[u as usize], 4 * PRICE, None))
+                ok(prep.charge(&users[u as usize], Points::new(4 * PRICE.get()), None))
             });
         }
         self.measure(&db, n, |b, i| {
-            let ticket = TicketId(tickets[i as usize].load(Ordering::Relaxed));
-            ok(b.pay(users[i as usize / 4], ticket, None))
+            let ticket = TicketId::new(tickets[i as usize].load(Ordering::Relaxed));
+            ok(ticket.and_then(|t| b.pay(&users[i as usize / 4], t, None)))
         })
     }
 }
@@ -285,15 +284,11 @@ struct BatchCounts {
 }
 
 impl BatchCounts {
-    fn of(s: &BatchStats) -> BatchCounts {
+    fn of(s: BatchStats) -> BatchCounts {
         BatchCounts {
-            batches: s.batches.load(Ordering::Relaxed),
-            operations: s.operations.load(Ordering::Relaxed),
-            by_size: s
-                .by_size
-                .iter()
-                .map(|c| c.load(Ordering::Relaxed))
-                .collect(),
+            batches: s.batches,
+            operations: s.operations,
+            by_size: s.by_size.iter().map(|(_, n)| *n).collect(),
         }
     }
 }
@@ -301,7 +296,7 @@ impl BatchCounts {
 fn batch_row(op: &str, d: Durability, threads: usize, s: &BatchCounts) -> Vec<String> {
     let mut row = vec![
         op.to_string(),
-        d.pragma().to_string(),
+        sync(d),
         threads.to_string(),
         s.batches.to_string(),
         num(s.operations as f64 / s.batches.max(1) as f64),

@@ -11,9 +11,9 @@
 
 mod common;
 
-use booking::{Booking, Config, EntryStatus, Guard, Principal, UserId};
+use booking::{Booking, Config, EntryStatus, Identity, UserId};
 use common::stats::{num, Table};
-use common::{config, fast, ok, open, prepare, run, showtime, Args, Outcome};
+use common::{admitted, config, fast, ok, open, prepare, run, showtime, sync, Args, Outcome};
 use common::{TempDb, OUTCOME_COLUMNS};
 use rusqlite::{params, Connection};
 use std::sync::Mutex;
@@ -57,7 +57,7 @@ fn queue(args: &Args, sizes: &[u64]) -> Table {
         ]
         .concat(),
     );
-    let queues: Vec<(u64, TempDb, Vec<Principal>)> = sizes
+    let queues: Vec<(u64, TempDb, Vec<Identity>)> = sizes
         .iter()
         .map(|&n| {
             let db = TempDb::new();
@@ -93,7 +93,7 @@ fn queue(args: &Args, sizes: &[u64]) -> Table {
                 // cores, a single call's latency mostly measures waiting for a core.
                 let cost = |o: &Outcome| 1e6 / o.rate();
                 for ((n, _, _), out) in queues.iter().zip(&medians) {
-                    let head = [&n.to_string(), op, d.pragma(), &threads.to_string()];
+                    let head = [&n.to_string(), op, &sync(d), &threads.to_string()];
                     let tail = [num(cost(out)), num(cost(out) / cost(&medians[0]))];
                     table.row([&head.map(String::from)[..], &out.cells(), &tail].concat());
                     eprintln!("  {n} {op} {d:?} ×{threads}: {:.1} µs/op", cost(out));
@@ -141,7 +141,7 @@ fn build_queue(db: &TempDb, n: u64) {
             .unwrap();
         for _ in 0..cfg.max_active {
             active
-                .execute(params![UserId::new_random(), now, until])
+                .execute(params![UserId::new_random().to_string(), now, until])
                 .unwrap();
         }
         let mut waiting = tx
@@ -151,7 +151,9 @@ fn build_queue(db: &TempDb, n: u64) {
             )
             .unwrap();
         for _ in 0..n {
-            waiting.execute(params![UserId::new_random(), now]).unwrap();
+            waiting
+                .execute(params![UserId::new_random().to_string(), now])
+                .unwrap();
         }
         tx.execute(
             "UPDATE queue_state SET frontier = ?1 WHERE id = 1",
@@ -165,19 +167,21 @@ fn build_queue(db: &TempDb, n: u64) {
 
 /// Tokens of [`POLLED`] waiting users spread evenly along a queue of `n`, got the way a client
 /// gets one again: entering with its user id returns its live entry and a fresh token.
-fn tokens_of_sampled(db: &TempDb, n: u64) -> Vec<Principal> {
+fn tokens_of_sampled(db: &TempDb, n: u64) -> Vec<Identity> {
     let users: Vec<UserId> = {
         let c = Connection::open(&db.path).expect("open");
         let first = u64::from(Config::default().max_active) + 1;
         (0..POLLED.min(n))
             .map(|k| {
                 let id = first + k * n / POLLED.min(n);
-                c.query_row(
-                    "SELECT user_id FROM queue_entries WHERE id = ?1",
-                    [id as i64],
-                    |r| r.get(0),
-                )
-                .expect("a sampled entry")
+                let user: String = c
+                    .query_row(
+                        "SELECT user_id FROM queue_entries WHERE id = ?1",
+                        [id as i64],
+                        |r| r.get(0),
+                    )
+                    .expect("a sampled entry");
+                UserId::parse(&user).expect("a stored user id")
             })
             .collect()
     };
@@ -190,16 +194,14 @@ fn tokens_of_sampled(db: &TempDb, n: u64) -> Vec<Principal> {
         if e.created || e.status.status != EntryStatus::Waiting {
             return Err(format!("sampled user not found waiting: {:?}", e.status));
         }
-        let who = prep
-            .authorize(&e.token, Guard::Identity)
-            .map_err(|e| e.to_string())?;
+        let who = prep.authorize(&e.token).map_err(|e| e.to_string())?;
         out.lock().unwrap().push(who);
         Ok(())
     });
     out.into_inner().unwrap()
 }
 
-fn poll(b: &Booking, who: &Principal) -> Result<(), String> {
+fn poll(b: &Booking, who: &Identity) -> Result<(), String> {
     match b.queue_status(who).map_err(|e| e.to_string())?.status {
         EntryStatus::Waiting => Ok(()),
         other => Err(format!("a waiting user polled as {other:?}")),
@@ -219,14 +221,15 @@ fn seats(args: &Args) -> Table {
         };
         let b = open(&db.path, config(d, false));
         let mut row = |seats: u32, op: &str, threads: usize, out: Outcome| {
-            let head = [&seats.to_string(), op, d.pragma(), &threads.to_string()];
+            let head = [&seats.to_string(), op, &sync(d), &threads.to_string()];
             table.row([&head.map(String::from)[..], &out.cells()].concat());
         };
         for &threads in &args.threads {
-            for (n, (concert, showtime, _)) in [(BIG_SHOWTIME, &big), (50, &small)] {
+            for (n, (_, showtime, _)) in [(BIG_SHOWTIME, &big), (50, &small)] {
                 let out = run(threads, args.limit(), args.max_ops, |_| {
                     let seats = b
-                        .list_seats(*concert, *showtime)
+                        .operator()
+                        .seats(*showtime)
                         .map_err(|e| e.to_string())?;
                     (seats.len() == n as usize)
                         .then_some(())
@@ -252,9 +255,9 @@ fn hold_spread(
     args: &Args,
 ) -> Outcome {
     let n = seats.len() as u64;
-    let users: Vec<UserId> = (0..n / 4 + 1).map(|_| UserId::new_random()).collect();
+    let users = admitted(b.path(), args.max_ops.min(n) / 4 + 1);
     run(1, args.limit(), args.max_ops.min(n), |i| {
         let seat = seats[((i * 7_919) % n) as usize];
-        ok(b.hold(users[i as usize / 4], *showtime, seat))
+        ok(b.hold(&users[i as usize / 4], *showtime, seat))
     })
 }

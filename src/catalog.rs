@@ -4,12 +4,12 @@
 //! `held_until` is after now, else `available`. No job has to run for a hold to lapse.
 
 use crate::clock::{from_millis, to_millis};
-use crate::db::{Now, OptionalRow};
-use crate::error::{Error, Result};
+use crate::db::sql::{params, stored_enum, Tx};
+use crate::db::Now;
+use crate::error::{Entity, Error, Result};
 use crate::ids::{ConcertId, SeatId, ShowtimeId};
-use crate::Booking;
+use crate::money::Points;
 use chrono::{DateTime, Datelike, Duration as ChronoDuration, FixedOffset, TimeZone, Utc};
-use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
 /// The most seats one showtime may have.
@@ -55,6 +55,12 @@ pub enum SeatStatus {
     Sold,
 }
 
+stored_enum!(SeatStatus, "seat status", {
+    SeatStatus::Available => "available",
+    SeatStatus::Held => "held",
+    SeatStatus::Sold => "sold",
+});
+
 /// A seat of a showtime.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Seat {
@@ -63,7 +69,7 @@ pub struct Seat {
     /// Its number, 1..N within the showtime.
     pub number: i64,
     /// Its price in points.
-    pub price: i64,
+    pub price: Points,
     /// Its status now.
     pub status: SeatStatus,
 }
@@ -73,7 +79,7 @@ pub struct Seat {
 #[serde(untagged)]
 pub enum Pricing {
     /// Every seat costs this.
-    Flat(i64),
+    Flat(Points),
     /// Seats `from..=to` cost `price`; the ranges must cover 1..N exactly once.
     Sections(Vec<PriceRange>),
 }
@@ -87,7 +93,7 @@ pub struct PriceRange {
     /// Last seat number of the section (inclusive).
     pub to: u32,
     /// Price of each seat in it.
-    pub price: i64,
+    pub price: Points,
 }
 
 /// A showtime to add.
@@ -136,7 +142,7 @@ impl CatalogFile {
 }
 
 /// What a seed loaded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct SeedReport {
     /// Concerts added.
     pub concerts: u64,
@@ -158,23 +164,12 @@ pub fn demo_catalog(now: DateTime<Utc>) -> CatalogFile {
             .expect("a valid evening")
     };
     let sections = |vip: i64, r: i64, s: i64| {
-        Pricing::Sections(vec![
-            PriceRange {
-                from: 1,
-                to: 10,
-                price: vip,
-            },
-            PriceRange {
-                from: 11,
-                to: 30,
-                price: r,
-            },
-            PriceRange {
-                from: 31,
-                to: 50,
-                price: s,
-            },
-        ])
+        let range = |from, to, price| PriceRange {
+            from,
+            to,
+            price: Points::new(price),
+        };
+        Pricing::Sections(vec![range(1, 10, vip), range(11, 30, r), range(31, 50, s)])
     };
     let show = |days: i64, price: Pricing| NewShowtime {
         starts_at: evening(days),
@@ -204,8 +199,8 @@ pub fn demo_catalog(now: DateTime<Utc>) -> CatalogFile {
                 title: "Jazz at Midnight".into(),
                 venue: "Blue Note Hall".into(),
                 showtimes: vec![
-                    show(5, Pricing::Flat(55_000)),
-                    show(12, Pricing::Flat(55_000)),
+                    show(5, Pricing::Flat(Points::new(55_000))),
+                    show(12, Pricing::Flat(Points::new(55_000))),
                 ],
             },
         ],
@@ -224,8 +219,11 @@ fn check_name(what: &str, s: &str, required: bool) -> Result<()> {
     Ok(())
 }
 
-fn check_price(p: i64) -> Result<()> {
-    if p <= 0 || p > 1_000_000_000 {
+/// The highest price of one seat.
+pub const MAX_PRICE: Points = Points::new(1_000_000_000);
+
+fn check_price(p: Points) -> Result<()> {
+    if p <= Points::ZERO || p > MAX_PRICE {
         return Err(Error::InvalidAmount(format!(
             "price {p} must be between 1 and 1000000000"
         )));
@@ -235,14 +233,14 @@ fn check_price(p: i64) -> Result<()> {
 
 impl Pricing {
     /// Checks the pricing against `seats` and returns the price of each seat (index = number-1).
-    pub fn prices(&self, seats: u32) -> Result<Vec<i64>> {
+    pub fn prices(&self, seats: u32) -> Result<Vec<Points>> {
         match self {
             Pricing::Flat(p) => {
                 check_price(*p)?;
                 Ok(vec![*p; seats as usize])
             }
             Pricing::Sections(ranges) => {
-                let mut prices = vec![0i64; seats as usize];
+                let mut prices = vec![Points::ZERO; seats as usize];
                 for r in ranges {
                     check_price(r.price)?;
                     if r.from == 0 || r.from > r.to || r.to > seats {
@@ -253,7 +251,7 @@ impl Pricing {
                     }
                     for n in r.from..=r.to {
                         let slot = &mut prices[(n - 1) as usize];
-                        if *slot != 0 {
+                        if *slot != Points::ZERO {
                             return Err(Error::InvalidRequest(format!(
                                 "seat {n} is in two price ranges"
                             )));
@@ -261,7 +259,7 @@ impl Pricing {
                         *slot = r.price;
                     }
                 }
-                if let Some(n) = prices.iter().position(|p| *p == 0) {
+                if let Some(n) = prices.iter().position(|p| *p == Points::ZERO) {
                     return Err(Error::InvalidRequest(format!(
                         "seat {} is in no price range",
                         n + 1
@@ -273,16 +271,18 @@ impl Pricing {
     }
 }
 
-pub(crate) fn add_concert(c: &Connection, title: &str, venue: &str) -> Result<ConcertId> {
+pub(crate) fn add_concert(c: &dyn Tx, title: &str, venue: &str) -> Result<ConcertId> {
     check_name("title", title, true)?;
     check_name("venue", venue, false)?;
-    c.prepare_cached("INSERT INTO concerts (title, venue) VALUES (?1, ?2)")?
-        .execute(params![title.trim(), venue.trim()])?;
-    Ok(ConcertId(c.last_insert_rowid()))
+    let id = c.insert(
+        "INSERT INTO concerts (title, venue) VALUES (?1, ?2) RETURNING id",
+        params![title.trim(), venue.trim()],
+    )?;
+    ConcertId::new(id)
 }
 
 pub(crate) fn add_showtime(
-    c: &Connection,
+    c: &dyn Tx,
     now: Now,
     concert: ConcertId,
     s: &NewShowtime,
@@ -302,207 +302,151 @@ pub(crate) fn add_showtime(
     }
     let prices = s.price.prices(s.seats)?;
     if !concert_exists(c, concert)? {
-        return Err(Error::NotFound("concert"));
+        return Err(Error::NotFound(Entity::Concert));
     }
-    c.prepare_cached(
-        "INSERT INTO showtimes (concert_id, starts_at, total_seats) VALUES (?1, ?2, ?3)",
-    )?
-    .execute(params![concert, starts, s.seats])?;
-    let id = c.last_insert_rowid();
-    let mut insert =
-        c.prepare_cached("INSERT INTO seats (showtime_id, number, price) VALUES (?1, ?2, ?3)")?;
+    let id = ShowtimeId::new(c.insert(
+        "INSERT INTO showtimes (concert_id, starts_at, total_seats) VALUES (?1, ?2, ?3)
+         RETURNING id",
+        params![concert, starts, s.seats],
+    )?)?;
     for (i, price) in prices.iter().enumerate() {
-        insert.execute(params![id, i as i64 + 1, price])?;
+        c.execute(
+            "INSERT INTO seats (showtime_id, number, price) VALUES (?1, ?2, ?3)",
+            params![id, i as i64 + 1, *price],
+        )?;
         if (i + 1) % 1024 == 0 {
             progress(1024);
         }
     }
     progress(u64::from(s.seats) % 1024);
-    Ok(ShowtimeId(id))
+    Ok(id)
 }
 
-fn concert_exists(c: &Connection, id: ConcertId) -> Result<bool> {
-    Ok(c.prepare_cached("SELECT 1 FROM concerts WHERE id = ?1")?
-        .query_row([id], |_| Ok(()))
-        .optional_row()?
+/// Loads a whole catalog (inside one transaction: the caller's).
+pub(crate) fn seed(
+    c: &dyn Tx,
+    now: Now,
+    cat: &CatalogFile,
+    progress: &mut dyn FnMut(u64),
+) -> Result<SeedReport> {
+    let mut report = SeedReport::default();
+    for (i, concert) in cat.concerts.iter().enumerate() {
+        let id = add_concert(c, &concert.title, &concert.venue)
+            .map_err(|e| in_item(e, &format!("concert #{}", i + 1)))?;
+        report.concerts += 1;
+        for (j, s) in concert.showtimes.iter().enumerate() {
+            add_showtime(c, now, id, s, progress)
+                .map_err(|e| in_item(e, &format!("concert #{} showtime #{}", i + 1, j + 1)))?;
+            report.showtimes += 1;
+            report.seats += u64::from(s.seats);
+        }
+    }
+    Ok(report)
+}
+
+fn concert_exists(c: &dyn Tx, id: ConcertId) -> Result<bool> {
+    Ok(c.row("SELECT 1 FROM concerts WHERE id = ?1", params![id], |_| Ok(()))?
         .is_some())
 }
 
-pub(crate) fn list_concerts(c: &Connection) -> Result<Vec<Concert>> {
-    let mut stmt = c.prepare_cached("SELECT id, title, venue FROM concerts ORDER BY id")?;
-    let rows = stmt.query_map([], |r| {
-        Ok(Concert {
-            id: r.get(0)?,
-            title: r.get(1)?,
-            venue: r.get(2)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+/// Whether the catalog has no concert at all.
+pub(crate) fn is_empty(c: &dyn Tx) -> Result<bool> {
+    Ok(c.row("SELECT 1 FROM concerts LIMIT 1", params![], |_| Ok(()))?
+        .is_none())
+}
+
+pub(crate) fn list_concerts(c: &dyn Tx) -> Result<Vec<Concert>> {
+    c.rows(
+        "SELECT id, title, venue FROM concerts ORDER BY id",
+        params![],
+        |r| {
+            Ok(Concert {
+                id: r.get(0)?,
+                title: r.get(1)?,
+                venue: r.get(2)?,
+            })
+        },
+    )
+}
+
+/// Which showtimes of a concert to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Which {
+    /// Those not yet started (what users may book).
+    Bookable,
+    /// All of them, past ones too (for operators).
+    All,
 }
 
 pub(crate) fn list_showtimes(
-    c: &Connection,
+    c: &dyn Tx,
     now: Now,
     concert: ConcertId,
-    include_past: bool,
+    which: Which,
 ) -> Result<Vec<Showtime>> {
     if !concert_exists(c, concert)? {
-        return Err(Error::NotFound("concert"));
+        return Err(Error::NotFound(Entity::Concert));
     }
-    let mut stmt = c.prepare_cached(
+    let from = match which {
+        Which::Bookable => now.ms,
+        Which::All => i64::MIN,
+    };
+    c.rows(
         "SELECT s.id, s.concert_id, s.starts_at, s.total_seats,
                 s.total_seats - s.sold_seats - (SELECT COUNT(*) FROM tickets t
                     WHERE t.showtime_id = s.id AND t.status = 'held' AND t.held_until > ?2)
          FROM showtimes s
-         WHERE s.concert_id = ?1 AND (?3 OR s.starts_at > ?2)
+         WHERE s.concert_id = ?1 AND s.starts_at > ?3
          ORDER BY s.starts_at, s.id",
-    )?;
-    let rows = stmt.query_map(params![concert, now.ms, include_past], |r| {
-        Ok(Showtime {
-            id: r.get(0)?,
-            concert_id: r.get(1)?,
-            starts_at: from_millis(r.get(2)?),
-            total_seats: r.get(3)?,
-            available_seats: r.get(4)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+        params![concert, now.ms, from],
+        |r| {
+            Ok(Showtime {
+                id: r.get(0)?,
+                concert_id: r.get(1)?,
+                starts_at: from_millis(r.get(2)?),
+                total_seats: r.get(3)?,
+                available_seats: r.get(4)?,
+            })
+        },
+    )
 }
 
-/// The SQL expression for a seat's status at `?now` (the one place this rule is written).
-pub(crate) const SEAT_STATUS_SQL: &str =
-    "CASE WHEN sold = 1 THEN 'sold' WHEN held_until > ?2 THEN 'held' ELSE 'available' END";
-
-fn parse_seat_status(s: &str) -> SeatStatus {
-    match s {
-        "sold" => SeatStatus::Sold,
-        "held" => SeatStatus::Held,
-        _ => SeatStatus::Available,
-    }
+/// The concert a showtime belongs to; `not_found` for an unknown showtime.
+pub(crate) fn concert_of(c: &dyn Tx, showtime: ShowtimeId) -> Result<ConcertId> {
+    c.row(
+        "SELECT concert_id FROM showtimes WHERE id = ?1",
+        params![showtime],
+        |r| r.get(0),
+    )?
+    .ok_or(Error::NotFound(Entity::Showtime))
 }
 
 pub(crate) fn list_seats(
-    c: &Connection,
+    c: &dyn Tx,
     now: Now,
     concert: ConcertId,
     showtime: ShowtimeId,
 ) -> Result<Vec<Seat>> {
-    let of: Option<i64> = c
-        .prepare_cached("SELECT concert_id FROM showtimes WHERE id = ?1")?
-        .query_row([showtime], |r| r.get(0))
-        .optional_row()?;
-    match of {
-        Some(cid) if cid == concert.0 => {}
-        _ if !concert_exists(c, concert)? => return Err(Error::NotFound("concert")),
-        _ => return Err(Error::NotFound("showtime")),
+    match concert_of(c, showtime) {
+        Ok(of) if of == concert => {}
+        _ if !concert_exists(c, concert)? => return Err(Error::NotFound(Entity::Concert)),
+        _ => return Err(Error::NotFound(Entity::Showtime)),
     }
-    let mut stmt = c.prepare_cached(&format!(
-        "SELECT id, number, price, {SEAT_STATUS_SQL} FROM seats WHERE showtime_id = ?1 ORDER BY number"
-    ))?;
-    let rows = stmt.query_map(params![showtime, now.ms], |r| {
-        Ok(Seat {
-            id: r.get(0)?,
-            number: r.get(1)?,
-            price: r.get(2)?,
-            status: parse_seat_status(r.get_ref(3)?.as_str()?),
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
-impl Booking {
-    /// Adds a concert.
-    pub fn add_concert(&self, title: &str, venue: &str) -> Result<ConcertId> {
-        self.db.write(|c, _| add_concert(c, title, venue))
-    }
-
-    /// Adds a showtime of `concert` with its seats, in one transaction.
-    pub fn add_showtime(&self, concert: ConcertId, s: &NewShowtime) -> Result<ShowtimeId> {
-        self.add_showtime_with_progress(concert, s, &mut |_| {})
-    }
-
-    /// [`Booking::add_showtime`], calling `progress(n)` as each `n` more seats are written.
-    pub fn add_showtime_with_progress(
-        &self,
-        concert: ConcertId,
-        s: &NewShowtime,
-        progress: &mut dyn FnMut(u64),
-    ) -> Result<ShowtimeId> {
-        self.db
-            .write(|c, now| add_showtime(c, now, concert, s, progress))
-    }
-
-    /// Loads a whole catalog in one transaction: all of it, or (on any error) none of it.
-    /// `progress(n)` is called as each `n` more seats are written.
-    pub fn seed(&self, cat: &CatalogFile, progress: &mut dyn FnMut(u64)) -> Result<SeedReport> {
-        self.db.write(|c, now| {
-            let mut report = SeedReport {
-                concerts: 0,
-                showtimes: 0,
-                seats: 0,
-            };
-            for (i, concert) in cat.concerts.iter().enumerate() {
-                let id = add_concert(c, &concert.title, &concert.venue)
-                    .map_err(|e| in_item(e, &format!("concert #{}", i + 1)))?;
-                report.concerts += 1;
-                for (j, s) in concert.showtimes.iter().enumerate() {
-                    add_showtime(c, now, id, s, progress).map_err(|e| {
-                        in_item(e, &format!("concert #{} showtime #{}", i + 1, j + 1))
-                    })?;
-                    report.showtimes += 1;
-                    report.seats += u64::from(s.seats);
-                }
-            }
-            Ok(report)
-        })
-    }
-
-    /// Seeds [`demo_catalog`] if the database has no concerts; returns what was loaded, if anything.
-    pub fn seed_demo_if_empty(&self) -> Result<Option<SeedReport>> {
-        if !self.list_concerts()?.is_empty() {
-            return Ok(None);
-        }
-        let cat = demo_catalog(self.clock.now());
-        self.seed(&cat, &mut |_| {}).map(Some)
-    }
-
-    /// Every concert, by id.
-    pub fn list_concerts(&self) -> Result<Vec<Concert>> {
-        self.db.read(|c, _| list_concerts(c))
-    }
-
-    /// The bookable showtimes (starting in the future) of `concert`, by start time;
-    /// `not_found` for an unknown concert.
-    pub fn list_showtimes(&self, concert: ConcertId) -> Result<Vec<Showtime>> {
-        self.db
-            .read(|c, now| list_showtimes(c, now, concert, false))
-    }
-
-    /// Every showtime of `concert`, past ones included (for operators).
-    pub fn list_all_showtimes(&self, concert: ConcertId) -> Result<Vec<Showtime>> {
-        self.db.read(|c, now| list_showtimes(c, now, concert, true))
-    }
-
-    /// The seats of `showtime` by number, with their status now; `not_found` for an unknown
-    /// concert or a showtime that is not that concert's.
-    pub fn list_seats(&self, concert: ConcertId, showtime: ShowtimeId) -> Result<Vec<Seat>> {
-        self.db.read(|c, now| list_seats(c, now, concert, showtime))
-    }
-
-    /// The seats of `showtime`, whichever concert it belongs to (for operators).
-    pub fn showtime_seats(&self, showtime: ShowtimeId) -> Result<Vec<Seat>> {
-        self.db.read(|c, now| {
-            let concert: ConcertId = c
-                .query_row(
-                    "SELECT concert_id FROM showtimes WHERE id = ?1",
-                    [showtime],
-                    |r| r.get(0),
-                )
-                .optional_row()?
-                .ok_or(Error::NotFound("showtime"))?;
-            list_seats(c, now, concert, showtime)
-        })
-    }
+    // A seat's status at now: the one place this rule is written.
+    c.rows(
+        "SELECT id, number, price,
+                CASE WHEN sold = 1 THEN 'sold' WHEN held_until > ?2 THEN 'held' ELSE 'available' END
+         FROM seats WHERE showtime_id = ?1 ORDER BY number",
+        params![showtime, now.ms],
+        |r| {
+            Ok(Seat {
+                id: r.get(0)?,
+                number: r.get(1)?,
+                price: r.get(2)?,
+                status: r.get(3)?,
+            })
+        },
+    )
 }
 
 fn in_item(e: Error, item: &str) -> Error {
@@ -519,9 +463,16 @@ mod tests {
 
     #[test]
     fn sections_must_cover_every_seat_once() {
-        let r = |from, to, price| PriceRange { from, to, price };
+        let r = |from, to, price| PriceRange {
+            from,
+            to,
+            price: Points::new(price),
+        };
         let ok = Pricing::Sections(vec![r(1, 2, 10), r(3, 4, 5)]);
-        assert_eq!(ok.prices(4).unwrap(), vec![10, 10, 5, 5]);
+        assert_eq!(
+            ok.prices(4).unwrap(),
+            [10, 10, 5, 5].map(Points::new).to_vec()
+        );
         let gap = Pricing::Sections(vec![r(1, 2, 10)]);
         assert!(gap.prices(4).unwrap_err().to_string().contains("seat 3"));
         let overlap = Pricing::Sections(vec![r(1, 3, 10), r(3, 4, 5)]);
@@ -529,7 +480,7 @@ mod tests {
         let outside = Pricing::Sections(vec![r(1, 5, 10)]);
         assert!(outside.prices(4).is_err());
         assert_eq!(
-            Pricing::Flat(0).prices(1).unwrap_err().code(),
+            Pricing::Flat(Points::ZERO).prices(1).unwrap_err().code(),
             "invalid_amount"
         );
     }

@@ -1,8 +1,9 @@
-//! Policy knobs (API.md §2) with the contract's defaults.
+//! Policy knobs (`docs/API.md` §2) with the contract's defaults, and how the database is run
+//! (durability, group commit, pool sizes).
 
+use crate::money::Points;
+use std::fmt;
 use std::time::Duration;
-
-pub use crate::db::batch::GroupCommit;
 
 /// How hard SQLite syncs each commit to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,11 +17,21 @@ pub enum Durability {
 
 impl Durability {
     /// The value of SQLite's `synchronous` pragma for it: `FULL` or `NORMAL`.
-    pub fn pragma(self) -> &'static str {
+    pub(crate) fn pragma(self) -> &'static str {
         match self {
             Durability::Full => "FULL",
             Durability::Normal => "NORMAL",
         }
+    }
+}
+
+/// `full` or `normal`, as the flags take it.
+impl fmt::Display for Durability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Durability::Full => "full",
+            Durability::Normal => "normal",
+        })
     }
 }
 
@@ -37,9 +48,28 @@ impl std::str::FromStr for Durability {
     }
 }
 
+/// Group commit: request writes that arrive together share one transaction (each in its own
+/// savepoint) and one commit, so one fsync serves them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupCommit {
+    /// Most operations in one commit.
+    pub max_batch: usize,
+    /// Most operations waiting for the writer; beyond it callers wait (back-pressure).
+    pub queue_capacity: usize,
+}
+
+impl Default for GroupCommit {
+    fn default() -> Self {
+        GroupCommit {
+            max_batch: 256,
+            queue_capacity: 4096,
+        }
+    }
+}
+
 /// Configuration of a [`crate::Booking`] handle. Build with `Config::default()` and the
-/// `with_*` methods, or set the public fields.
-#[derive(Debug, Clone)]
+/// `with_*` methods, or set the public fields. Its `Debug` never shows the JWT secret.
+#[derive(Clone)]
 pub struct Config {
     /// How long a held seat stays reserved for its holder.
     pub hold_ttl: Duration,
@@ -54,9 +84,9 @@ pub struct Config {
     /// Live holds one user may have per showtime.
     pub max_holds_per_user: u32,
     /// Largest single charge.
-    pub max_charge: i64,
+    pub max_charge: Points,
     /// A wallet never exceeds this.
-    pub max_balance: i64,
+    pub max_balance: Points,
     /// After this the JWT itself is rejected.
     pub jwt_lifetime: Duration,
     /// The JWT signing secret; `None` uses the secret stored in the database (created once).
@@ -83,8 +113,8 @@ impl Default for Config {
             active_ttl: Duration::from_secs(10 * 60),
             idle_timeout: Duration::from_secs(5 * 60),
             max_holds_per_user: 4,
-            max_charge: 10_000_000,
-            max_balance: 1_000_000_000,
+            max_charge: Points::new(10_000_000),
+            max_balance: Points::new(1_000_000_000),
             jwt_lifetime: Duration::from_secs(24 * 3600),
             jwt_secret: None,
             busy_timeout: Duration::from_secs(5),
@@ -93,6 +123,45 @@ impl Default for Config {
             idempotency_retention: Duration::from_secs(24 * 3600),
             group_commit: None,
         }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Config {
+            hold_ttl,
+            max_active,
+            admit_per_minute,
+            active_ttl,
+            idle_timeout,
+            max_holds_per_user,
+            max_charge,
+            max_balance,
+            jwt_lifetime,
+            jwt_secret,
+            busy_timeout,
+            durability,
+            read_connections,
+            idempotency_retention,
+            group_commit,
+        } = self;
+        f.debug_struct("Config")
+            .field("hold_ttl", hold_ttl)
+            .field("max_active", max_active)
+            .field("admit_per_minute", admit_per_minute)
+            .field("active_ttl", active_ttl)
+            .field("idle_timeout", idle_timeout)
+            .field("max_holds_per_user", max_holds_per_user)
+            .field("max_charge", max_charge)
+            .field("max_balance", max_balance)
+            .field("jwt_lifetime", jwt_lifetime)
+            .field("jwt_secret", &jwt_secret.as_ref().map(|_| "<redacted>"))
+            .field("busy_timeout", busy_timeout)
+            .field("durability", durability)
+            .field("read_connections", read_connections)
+            .field("idempotency_retention", idempotency_retention)
+            .field("group_commit", group_commit)
+            .finish()
     }
 }
 
@@ -175,5 +244,13 @@ mod tests {
         assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn debug_never_shows_the_jwt_secret() {
+        let cfg = Config::default().with_jwt_secret("hunter2-hunter2");
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("<redacted>"));
     }
 }

@@ -1,14 +1,15 @@
-//! The one error type of the crate. Each variant is one error code of the contract
-//! (`../shared/API.md` §3); [`Error::code`] gives that code and [`Error::status`] its HTTP status.
+//! The one error type of the library. Each variant is one error code of the contract
+//! (`docs/API.md` §3); [`Error::code`] gives that code. Which HTTP status a code gets is the HTTP
+//! layer's business (`src/http/reply.rs`); the library knows nothing of HTTP.
 
+use crate::ids::{SeatId, ShowtimeId, TicketId};
+use crate::money::Points;
 use std::fmt;
 
 /// Everything that can go wrong in `booking`, one variant per contract error code.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
-    /// `invalid_json`: a body that is not JSON (or not the JSON shape expected).
-    #[error("{0}")]
-    InvalidJson(String),
     /// `invalid_request`: a missing or ill-typed field, a bad id, a bad time.
     #[error("{0}")]
     InvalidRequest(String),
@@ -22,53 +23,44 @@ pub enum Error {
     #[error("insufficient points: balance {balance}, price {price}")]
     InsufficientPoints {
         /// The wallet's balance.
-        balance: i64,
+        balance: Points,
         /// What the payment needs.
-        price: i64,
+        price: Points,
     },
     /// `queue_not_active`: the token's queue entry is waiting or expired.
     #[error("your queue entry is {0}, not active")]
     QueueNotActive(QueueState),
-    /// `forbidden`: a `user_id` in the request is not the token's user.
-    #[error("{0}")]
-    Forbidden(String),
     /// `not_found`: no such thing (or it belongs to another user).
     #[error("{0} not found")]
-    NotFound(&'static str),
-    /// `method_not_allowed`.
-    #[error("method not allowed")]
-    MethodNotAllowed,
+    NotFound(Entity),
     /// `seat_unavailable`: the seat is held by someone else or sold.
     #[error("seat {0} is not available")]
-    SeatUnavailable(i64),
+    SeatUnavailable(SeatId),
     /// `hold_limit_reached`: the user already holds the most seats allowed for this showtime.
     #[error("you already hold {0} seats for this showtime, the most allowed")]
     HoldLimitReached(u32),
     /// `hold_expired`: the ticket's hold lapsed before payment.
     #[error("the hold on ticket {0} has expired")]
-    HoldExpired(i64),
+    HoldExpired(TicketId),
     /// `already_paid`: the ticket is paid already.
     #[error("ticket {0} is already paid")]
-    AlreadyPaid(i64),
+    AlreadyPaid(TicketId),
     /// `showtime_closed`: the showtime has started; nothing can be held for it.
     #[error("showtime {0} has already started")]
-    ShowtimeClosed(i64),
+    ShowtimeClosed(ShowtimeId),
     /// `balance_limit`: the charge would take the wallet past the maximum balance.
     #[error("a wallet may hold at most {max} points (balance {balance})")]
     BalanceLimit {
         /// The wallet's balance.
-        balance: i64,
+        balance: Points,
         /// The configured maximum.
-        max: i64,
+        max: Points,
     },
     /// `idempotency_conflict`: a request with this key is still being processed. Reserved: every
     /// keyed operation checks and records its key in the same write transaction, so a duplicate
     /// always sees the first one finished.
     #[error("a request with this Idempotency-Key is still in progress")]
     IdempotencyConflict,
-    /// `payload_too_large`: a body over the size limit.
-    #[error("request body is larger than {0} bytes")]
-    PayloadTooLarge(usize),
     /// `idempotency_key_reused`: the key was first used for a different request.
     #[error("this Idempotency-Key was used for a different request")]
     IdempotencyKeyReused,
@@ -80,8 +72,34 @@ pub enum Error {
     Internal(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
 }
 
+/// What was not found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Entity {
+    /// A concert.
+    Concert,
+    /// A showtime (or one that is not of the concert named).
+    Showtime,
+    /// A seat (or one that is not of the showtime named).
+    Seat,
+    /// A ticket (or another user's).
+    Ticket,
+}
+
+impl fmt::Display for Entity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Entity::Concert => "concert",
+            Entity::Showtime => "showtime",
+            Entity::Seat => "seat",
+            Entity::Ticket => "ticket",
+        })
+    }
+}
+
 /// The state of a queue entry, as told in `queue_not_active`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum QueueState {
     /// Still in line.
     Waiting,
@@ -105,15 +123,12 @@ impl Error {
     /// The contract's snake_case error code.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::InvalidJson(_) => "invalid_json",
             Error::InvalidRequest(_) => "invalid_request",
             Error::InvalidAmount(_) => "invalid_amount",
             Error::Unauthorized(_) => "unauthorized",
             Error::InsufficientPoints { .. } => "insufficient_points",
             Error::QueueNotActive(_) => "queue_not_active",
-            Error::Forbidden(_) => "forbidden",
             Error::NotFound(_) => "not_found",
-            Error::MethodNotAllowed => "method_not_allowed",
             Error::SeatUnavailable(_) => "seat_unavailable",
             Error::HoldLimitReached(_) => "hold_limit_reached",
             Error::HoldExpired(_) => "hold_expired",
@@ -121,33 +136,9 @@ impl Error {
             Error::ShowtimeClosed(_) => "showtime_closed",
             Error::BalanceLimit { .. } => "balance_limit",
             Error::IdempotencyConflict => "idempotency_conflict",
-            Error::PayloadTooLarge(_) => "payload_too_large",
             Error::IdempotencyKeyReused => "idempotency_key_reused",
             Error::Busy => "busy",
             Error::Internal(_) => "internal",
-        }
-    }
-
-    /// The HTTP status the contract gives this error's code.
-    pub fn status(&self) -> u16 {
-        match self {
-            Error::InvalidJson(_) | Error::InvalidRequest(_) | Error::InvalidAmount(_) => 400,
-            Error::Unauthorized(_) => 401,
-            Error::InsufficientPoints { .. } => 402,
-            Error::QueueNotActive(_) | Error::Forbidden(_) => 403,
-            Error::NotFound(_) => 404,
-            Error::MethodNotAllowed => 405,
-            Error::SeatUnavailable(_)
-            | Error::HoldLimitReached(_)
-            | Error::HoldExpired(_)
-            | Error::AlreadyPaid(_)
-            | Error::ShowtimeClosed(_)
-            | Error::BalanceLimit { .. }
-            | Error::IdempotencyConflict => 409,
-            Error::PayloadTooLarge(_) => 413,
-            Error::IdempotencyKeyReused => 422,
-            Error::Busy => 503,
-            Error::Internal(_) => 500,
         }
     }
 
@@ -198,7 +189,6 @@ mod tests {
     fn internal_errors_hide_their_cause_from_clients() {
         let e = Error::internal(std::io::Error::other("/secret/path exploded"));
         assert_eq!(e.code(), "internal");
-        assert_eq!(e.status(), 500);
         assert!(!e.public_message().contains("secret"));
     }
 
@@ -210,6 +200,10 @@ mod tests {
         )
         .into();
         assert_eq!(e.code(), "busy");
-        assert_eq!(e.status(), 503);
+    }
+
+    #[test]
+    fn not_found_names_what() {
+        assert_eq!(Error::NotFound(Entity::Ticket).to_string(), "ticket not found");
     }
 }

@@ -1,14 +1,18 @@
-//! Domain identifiers, parsed and validated once at the edge ("parse, don't validate").
+//! Identifiers, parsed and validated once at the edge ("parse, don't validate"): a value of one
+//! of these types is valid by construction, whether it came from a path, a JSON body (serde
+//! deserializes through the same check), a command line or the database.
 
+use crate::db::sql::{FromCol, Param, Row, ToParam};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
 /// A user: a UUID that is also the user's bearer secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct UserId(pub uuid::Uuid);
+#[serde(into = "String", try_from = "String")]
+pub struct UserId(uuid::Uuid);
 
 impl UserId {
     /// A new random (v4) user id.
@@ -23,9 +27,9 @@ impl UserId {
             .map_err(|_| Error::InvalidRequest(format!("user_id {s:?} is not a UUID")))
     }
 
-    /// The hyphenated lower-case form, as stored and shown.
-    pub fn as_string(&self) -> String {
-        self.0.hyphenated().to_string()
+    /// The UUID.
+    pub fn uuid(&self) -> uuid::Uuid {
+        self.0
     }
 }
 
@@ -42,18 +46,31 @@ impl FromStr for UserId {
     }
 }
 
-impl rusqlite::ToSql for UserId {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        Ok(rusqlite::types::ToSqlOutput::from(self.as_string()))
+impl From<UserId> for String {
+    fn from(u: UserId) -> String {
+        u.to_string()
     }
 }
 
-impl rusqlite::types::FromSql for UserId {
-    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
-        let s = v.as_str()?;
-        uuid::Uuid::parse_str(s)
+impl TryFrom<String> for UserId {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        UserId::parse(&s)
+    }
+}
+
+impl ToParam for UserId {
+    fn to_param(&self) -> Param<'_> {
+        Param::Text(Cow::Owned(self.to_string()))
+    }
+}
+
+impl FromCol for UserId {
+    fn from_col(row: &dyn Row, i: usize) -> Result<Self> {
+        let s: String = row.get(i)?;
+        uuid::Uuid::parse_str(&s)
             .map(UserId)
-            .map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
+            .map_err(|_| Error::internal(format!("stored user id {s:?} is not a UUID")))
     }
 }
 
@@ -61,10 +78,19 @@ macro_rules! int_id {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(pub i64);
+        #[serde(into = "i64", try_from = "i64")]
+        pub struct $name(i64);
 
         impl $name {
+            /// Checks that an id is a positive integer; `invalid_request` otherwise.
+            pub fn new(n: i64) -> Result<Self> {
+                if n > 0 {
+                    Ok($name(n))
+                } else {
+                    Err(Error::InvalidRequest(format!("{} must be a positive integer", $what)))
+                }
+            }
+
             /// Parses a positive integer id; `invalid_request` otherwise.
             pub fn parse(s: &str) -> Result<Self> {
                 match s.trim().parse::<i64>() {
@@ -75,13 +101,9 @@ macro_rules! int_id {
                 }
             }
 
-            /// Checks that an id taken from JSON is positive; `invalid_request` otherwise.
-            pub fn new(n: i64) -> Result<Self> {
-                if n > 0 {
-                    Ok($name(n))
-                } else {
-                    Err(Error::InvalidRequest(format!("{} must be a positive integer", $what)))
-                }
+            /// The number.
+            pub fn get(self) -> i64 {
+                self.0
             }
         }
 
@@ -98,17 +120,29 @@ macro_rules! int_id {
             }
         }
 
-        impl rusqlite::ToSql for $name {
-            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-                Ok(rusqlite::types::ToSqlOutput::from(self.0))
+        impl From<$name> for i64 {
+            fn from(id: $name) -> i64 {
+                id.0
             }
         }
 
-        impl rusqlite::types::FromSql for $name {
-            fn column_result(
-                v: rusqlite::types::ValueRef<'_>,
-            ) -> rusqlite::types::FromSqlResult<Self> {
-                v.as_i64().map($name)
+        impl TryFrom<i64> for $name {
+            type Error = Error;
+            fn try_from(n: i64) -> Result<Self> {
+                $name::new(n)
+            }
+        }
+
+        impl ToParam for $name {
+            fn to_param(&self) -> Param<'_> {
+                Param::Int(self.0)
+            }
+        }
+
+        impl FromCol for $name {
+            fn from_col(row: &dyn Row, i: usize) -> Result<Self> {
+                let n: i64 = row.get(i)?;
+                $name::new(n).map_err(|_| Error::internal(format!("stored {} {n} is not positive", $what)))
             }
         }
     };
@@ -144,6 +178,52 @@ int_id!(
     EntryId,
     "entry_id"
 );
+int_id!(
+    /// A row of the points ledger.
+    LedgerId,
+    "ledger_id"
+);
+
+/// An `Idempotency-Key`: 1 to 255 visible ASCII characters, scoped to its user.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// The longest key accepted.
+    pub const MAX_LEN: usize = 255;
+
+    /// Checks a key; `invalid_request` unless it is 1..=255 visible ASCII characters.
+    pub fn parse(key: &str) -> Result<Self> {
+        if key.is_empty()
+            || key.len() > Self::MAX_LEN
+            || !key.bytes().all(|b| (0x21..=0x7e).contains(&b))
+        {
+            return Err(Error::InvalidRequest(format!(
+                "Idempotency-Key must be 1 to {} visible ASCII characters",
+                Self::MAX_LEN
+            )));
+        }
+        Ok(IdempotencyKey(key.to_owned()))
+    }
+
+    /// The key.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for IdempotencyKey {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        IdempotencyKey::parse(s)
+    }
+}
+
+impl ToParam for IdempotencyKey {
+    fn to_param(&self) -> Param<'_> {
+        Param::Text(Cow::Borrowed(&self.0))
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -151,12 +231,26 @@ mod tests {
 
     #[test]
     fn ids_must_be_positive_integers() {
-        assert_eq!(SeatId::parse("42").unwrap(), SeatId(42));
+        assert_eq!(SeatId::parse("42").unwrap().get(), 42);
         for bad in ["0", "-1", "x", "", "1.5", "99999999999999999999"] {
             let e = SeatId::parse(bad).unwrap_err();
             assert_eq!(e.code(), "invalid_request", "{bad}");
         }
         assert!(TicketId::new(0).is_err());
+    }
+
+    #[test]
+    fn ids_deserialize_through_the_same_check() {
+        assert_eq!(serde_json::from_str::<SeatId>("7").unwrap().get(), 7);
+        for bad in ["0", "-3", "1.5", "\"7\"", "null"] {
+            assert!(serde_json::from_str::<SeatId>(bad).is_err(), "{bad}");
+        }
+        assert_eq!(serde_json::to_string(&SeatId::new(7).unwrap()).unwrap(), "7");
+        let u = UserId::new_random();
+        let json = serde_json::to_string(&u).unwrap();
+        assert_eq!(json, format!("\"{u}\""));
+        assert_eq!(serde_json::from_str::<UserId>(&json).unwrap(), u);
+        assert!(serde_json::from_str::<UserId>("\"nope\"").is_err());
     }
 
     #[test]
@@ -167,5 +261,14 @@ mod tests {
             UserId::parse("not-a-uuid").unwrap_err().code(),
             "invalid_request"
         );
+    }
+
+    #[test]
+    fn keys_are_short_visible_ascii() {
+        assert!(IdempotencyKey::parse("order-42").is_ok());
+        assert!(IdempotencyKey::parse("").is_err());
+        assert!(IdempotencyKey::parse("has space").is_err());
+        assert!(IdempotencyKey::parse(&"k".repeat(256)).is_err());
+        assert!(IdempotencyKey::parse(&"k".repeat(255)).is_ok());
     }
 }

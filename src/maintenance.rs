@@ -2,10 +2,10 @@
 //! it having run), `verify` checks every invariant of the contract, and `stats` feeds metrics.
 
 use crate::config::Config;
-use crate::db::{ms, Now};
+use crate::db::sql::{params, ToParam, Tx};
+use crate::db::Now;
 use crate::error::Result;
-use crate::{idempotency, payments, queue, tickets, Booking};
-use rusqlite::{params, Connection};
+use crate::{idempotency, payments, queue, tickets};
 use serde::Serialize;
 
 /// What a sweep tidied.
@@ -50,10 +50,10 @@ pub struct Stats {
     pub payments: i64,
 }
 
-fn sweep(c: &Connection, now: Now, cfg: &Config) -> Result<SweepReport> {
+pub(crate) fn sweep(c: &dyn Tx, now: Now, cfg: &Config) -> Result<SweepReport> {
     let holds = tickets::sweep(c, now)?;
     let entries = queue::sweep(c, now, cfg)?;
-    let keys = idempotency::sweep(c, now.ms - ms(cfg.idempotency_retention))?;
+    let keys = idempotency::sweep(c, now.minus(cfg.idempotency_retention))?;
     Ok(SweepReport {
         expired_holds: holds as u64,
         expired_entries: entries as u64,
@@ -61,16 +61,26 @@ fn sweep(c: &Connection, now: Now, cfg: &Config) -> Result<SweepReport> {
     })
 }
 
+/// What a check's query binds as `?1`.
+#[derive(Clone, Copy)]
+enum Binds {
+    Nothing,
+    Now,
+    MaxBalance,
+}
+
 /// Each invariant as a query returning (detail) rows, one per violation.
-const CHECKS: &[(&str, &str)] = &[
+const CHECKS: &[(&str, Binds, &str)] = &[
     (
         "one_live_ticket_per_seat",
+        Binds::Now,
         "SELECT 'seat ' || seat_id || ' has ' || COUNT(*) || ' live tickets' FROM tickets
          WHERE status = 'paid' OR (status = 'held' AND held_until > ?1)
          GROUP BY seat_id HAVING COUNT(*) > 1",
     ),
     (
         "sold_seat_has_one_paid_ticket_and_payment",
+        Binds::Nothing,
         "SELECT 'seat ' || s.id || ' is sold with ' || COALESCE(paid.n, 0) || ' paid tickets and '
                 || COALESCE(pays.n, 0) || ' payments'
          FROM seats s
@@ -83,24 +93,28 @@ const CHECKS: &[(&str, &str)] = &[
     ),
     (
         "paid_ticket_has_sold_seat",
+        Binds::Nothing,
         "SELECT 'ticket ' || t.id || ' is paid but seat ' || t.seat_id || ' is not sold to it'
          FROM tickets t JOIN seats s ON s.id = t.seat_id
          WHERE t.status = 'paid' AND (s.sold = 0 OR s.ticket_id IS NOT t.id)",
     ),
     (
         "paid_ticket_has_payment",
+        Binds::Nothing,
         "SELECT 'ticket ' || t.id || ' is paid but has no payment'
          FROM tickets t LEFT JOIN payments p ON p.ticket_id = t.id
          WHERE t.status = 'paid' AND p.id IS NULL",
     ),
     (
         "live_hold_is_the_seats_claim",
+        Binds::Now,
         "SELECT 'ticket ' || t.id || ' holds seat ' || t.seat_id || ' but the seat does not carry it'
          FROM tickets t JOIN seats s ON s.id = t.seat_id
          WHERE t.status = 'held' AND t.held_until > ?1 AND (s.ticket_id IS NOT t.id OR s.held_until IS NOT t.held_until)",
     ),
     (
         "wallet_equals_ledger",
+        Binds::Nothing,
         "SELECT 'wallet ' || w.user_id || ' balance ' || w.balance || ' but ledger sums to ' || COALESCE(l.total, 0)
          FROM wallets w LEFT JOIN (SELECT user_id, SUM(amount) AS total FROM point_ledger GROUP BY user_id) l
            ON l.user_id = w.user_id
@@ -108,16 +122,19 @@ const CHECKS: &[(&str, &str)] = &[
     ),
     (
         "ledger_has_wallet",
+        Binds::Nothing,
         "SELECT 'ledger rows of ' || user_id || ' have no wallet' FROM point_ledger
          WHERE user_id NOT IN (SELECT user_id FROM wallets) GROUP BY user_id",
     ),
     (
         "balance_within_limits",
-        "SELECT 'wallet ' || user_id || ' balance ' || balance || ' is outside 0..' || ?2
-         FROM wallets WHERE balance < 0 OR balance > ?2",
+        Binds::MaxBalance,
+        "SELECT 'wallet ' || user_id || ' balance ' || balance || ' is outside 0..' || ?1
+         FROM wallets WHERE balance < 0 OR balance > ?1",
     ),
     (
         "payment_matches_ticket",
+        Binds::Nothing,
         "SELECT 'payment ' || p.id || ' of ' || p.amount || ' for ticket ' || p.ticket_id ||
                 ' (price ' || t.price || ', status ' || t.status || ')'
          FROM payments p JOIN tickets t ON t.id = p.ticket_id
@@ -125,81 +142,46 @@ const CHECKS: &[(&str, &str)] = &[
     ),
     (
         "payment_has_ledger_row",
+        Binds::Nothing,
         "SELECT 'payment ' || p.id || ' has no matching ledger row'
          FROM payments p LEFT JOIN point_ledger l ON l.payment_id = p.id
          WHERE l.id IS NULL OR l.amount <> -p.amount OR l.user_id <> p.user_id",
     ),
     (
         "showtime_sold_count",
+        Binds::Nothing,
         "SELECT 'showtime ' || s.id || ' counts ' || s.sold_seats || ' sold seats but has ' || COUNT(seat.id)
          FROM showtimes s LEFT JOIN seats seat ON seat.showtime_id = s.id AND seat.sold = 1
          GROUP BY s.id HAVING s.sold_seats <> COUNT(seat.id)",
     ),
-    (
-        "foreign_keys",
-        "SELECT 'row ' || rowid || ' of ' || \"table\" || ' points at a missing ' || parent
-         FROM pragma_foreign_key_check",
-    ),
 ];
 
-fn verify(c: &Connection, now: Now, cfg: &Config) -> Result<VerifyReport> {
+/// Checks every invariant of the contract; one [`Violation`] per broken one found. (The
+/// engine's own integrity checks are added by the caller.)
+pub(crate) fn verify(c: &dyn Tx, now: Now, cfg: &Config) -> Result<Vec<Violation>> {
     let mut violations = Vec::new();
-    for (invariant, sql) in CHECKS {
-        let mut stmt = c.prepare(sql)?;
-        let n = stmt.parameter_count();
-        let rows: Vec<String> = if n == 0 {
-            stmt.query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?
-        } else if n == 1 {
-            stmt.query_map([now.ms], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?
-        } else {
-            stmt.query_map(params![now.ms, cfg.max_balance], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?
+    for (invariant, binds, sql) in CHECKS {
+        let params: &[&dyn ToParam] = match binds {
+            Binds::Nothing => params![],
+            Binds::Now => params![now.ms],
+            Binds::MaxBalance => params![cfg.max_balance],
         };
         violations.extend(
-            rows.into_iter()
+            c.rows(sql, params, |r| r.get::<String>(0))?
+                .into_iter()
                 .map(|detail| Violation { invariant, detail }),
         );
     }
-    let integrity: Vec<String> = c
-        .prepare("PRAGMA integrity_check")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    if integrity != ["ok"] {
-        violations.extend(integrity.into_iter().map(|detail| Violation {
-            invariant: "sqlite_integrity_check",
-            detail,
-        }));
-    }
-    Ok(VerifyReport {
-        ok: violations.is_empty(),
-        violations,
-    })
+    Ok(violations)
 }
 
-impl Booking {
-    /// Marks lapsed holds and queue entries expired, admits waiting users into freed slots, and
-    /// forgets old idempotency keys. Correctness never depends on this having run.
-    pub fn sweep(&self) -> Result<SweepReport> {
-        self.db.write(|c, now| sweep(c, now, &self.cfg))
-    }
-
-    /// Checks every invariant (see the contract) and SQLite's integrity.
-    pub fn verify(&self) -> Result<VerifyReport> {
-        self.db.read_snapshot(|c, now| verify(c, now, &self.cfg))
-    }
-
-    /// Live figures for metrics.
-    pub fn stats(&self) -> Result<Stats> {
-        self.db.read_snapshot(|c, now| {
-            let q = queue::counts(c, now, &self.cfg)?;
-            Ok(Stats {
-                waiting: q.waiting,
-                active: q.active,
-                live_holds: tickets::live_holds(c, now)?,
-                payments: payments::count(c)?,
-            })
-        })
-    }
+/// Live figures for metrics.
+pub(crate) fn stats(c: &dyn Tx, now: Now, cfg: &Config) -> Result<Stats> {
+    let q = queue::counts(c, now, cfg)?;
+    Ok(Stats {
+        waiting: q.waiting,
+        active: q.active,
+        live_holds: tickets::live_holds(c, now)?,
+        payments: payments::count(c)?,
+    })
 }

@@ -6,17 +6,18 @@
 
 use crate::clock::from_millis;
 use crate::config::Config;
-use crate::db::{ms, Now, OptionalRow};
-use crate::error::{Error, Result};
+use crate::db::sql::{params, stored_enum, Row, Tx};
+use crate::db::Now;
+use crate::error::{Entity, Error, Result};
 use crate::ids::{ConcertId, SeatId, ShowtimeId, TicketId, UserId};
-use crate::Booking;
+use crate::money::Points;
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
 /// A ticket's status now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum TicketStatus {
     /// Held until `held_until`.
     Held,
@@ -25,6 +26,12 @@ pub enum TicketStatus {
     /// The hold lapsed unpaid.
     Expired,
 }
+
+stored_enum!(TicketStatus, "ticket status", {
+    TicketStatus::Held => "held",
+    TicketStatus::Paid => "paid",
+    TicketStatus::Expired => "expired",
+});
 
 /// A user's claim on one seat.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,23 +49,16 @@ pub struct Ticket {
     /// The seat's number.
     pub seat_number: i64,
     /// The price (fixed when held).
-    pub price: i64,
+    pub price: Points,
     /// held, paid or expired (now).
     pub status: TicketStatus,
     /// When the hold ends (or ended).
     pub held_until: DateTime<Utc>,
 }
 
-const TICKET_SELECT: &str = "SELECT t.id, t.user_id, s.concert_id, t.showtime_id, t.seat_id,
-        seat.number, t.price, t.status, t.held_until
-    FROM tickets t
-    JOIN showtimes s ON s.id = t.showtime_id
-    JOIN seats seat ON seat.id = t.seat_id";
-
-fn ticket_row(now: Now) -> impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<Ticket> {
+fn ticket(now: Now) -> impl Fn(&dyn Row) -> Result<Ticket> {
     move |r| {
         let held_until: i64 = r.get(8)?;
-        let status = status_at(r.get_ref(7)?.as_str()?, held_until, now);
         Ok(Ticket {
             id: r.get(0)?,
             user_id: r.get(1)?,
@@ -67,7 +67,7 @@ fn ticket_row(now: Now) -> impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<Ticke
             seat_id: r.get(4)?,
             seat_number: r.get(5)?,
             price: r.get(6)?,
-            status,
+            status: status_at(r.get(7)?, held_until, now),
             held_until: from_millis(held_until),
         })
     }
@@ -78,40 +78,50 @@ pub(crate) struct Claim {
     pub user_id: UserId,
     pub showtime_id: ShowtimeId,
     pub seat_id: SeatId,
-    pub price: i64,
+    pub price: Points,
     /// Its status now.
     pub status: TicketStatus,
 }
 
 /// One ticket's claim by id, whoever holds it.
-pub(crate) fn claim_of(c: &Connection, now: Now, id: TicketId) -> Result<Option<Claim>> {
-    c.prepare_cached(
+pub(crate) fn claim_of(c: &dyn Tx, now: Now, id: TicketId) -> Result<Option<Claim>> {
+    c.row(
         "SELECT user_id, showtime_id, seat_id, price, status, held_until FROM tickets WHERE id = ?1",
-    )?
-    .query_row([id], |r| {
-        Ok(Claim {
-            user_id: r.get(0)?,
-            showtime_id: r.get(1)?,
-            seat_id: r.get(2)?,
-            price: r.get(3)?,
-            status: status_at(r.get_ref(4)?.as_str()?, r.get(5)?, now),
-        })
-    })
-    .optional_row()
+        params![id],
+        |r| {
+            Ok(Claim {
+                user_id: r.get(0)?,
+                showtime_id: r.get(1)?,
+                seat_id: r.get(2)?,
+                price: r.get(3)?,
+                status: status_at(r.get(4)?, r.get(5)?, now),
+            })
+        },
+    )
 }
 
 /// A ticket's status at `now`: a hold whose `held_until` is not after now is expired.
-fn status_at(stored: &str, held_until: i64, now: Now) -> TicketStatus {
+fn status_at(stored: TicketStatus, held_until: i64, now: Now) -> TicketStatus {
     match stored {
-        "paid" => TicketStatus::Paid,
-        "held" if held_until > now.ms => TicketStatus::Held,
-        _ => TicketStatus::Expired,
+        TicketStatus::Held if held_until <= now.ms => TicketStatus::Expired,
+        other => other,
     }
 }
 
-/// Holds `seat` of `showtime` for `user` until now + hold TTL.
+/// A seat's claim as the seat row carries it.
+struct SeatClaim {
+    showtime: ShowtimeId,
+    number: i64,
+    price: Points,
+    sold: bool,
+    ticket: Option<i64>,
+    held_until: Option<i64>,
+}
+
+/// Holds `seat` of `showtime` for `user` until now + hold TTL. The caller has checked (in this
+/// same transaction) that the user may hold: see `queue::require_active`.
 pub(crate) fn hold(
-    c: &Connection,
+    c: &dyn Tx,
     now: Now,
     cfg: &Config,
     user: UserId,
@@ -119,112 +129,109 @@ pub(crate) fn hold(
     seat: SeatId,
 ) -> Result<Ticket> {
     let (starts_at, concert_id): (i64, ConcertId) = c
-        .prepare_cached("SELECT starts_at, concert_id FROM showtimes WHERE id = ?1")?
-        .query_row([showtime], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional_row()?
-        .ok_or(Error::NotFound("showtime"))?;
-    let (seat_showtime, number, price, sold, claim, held_until): SeatClaim = c
-        .prepare_cached(
-            "SELECT showtime_id, number, price, sold, ticket_id, held_until FROM seats WHERE id = ?1",
+        .row(
+            "SELECT starts_at, concert_id FROM showtimes WHERE id = ?1",
+            params![showtime],
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )?
-        .query_row([seat], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
-        })
-        .optional_row()?
-        .ok_or(Error::NotFound("seat"))?;
-    if seat_showtime != showtime.0 {
-        return Err(Error::NotFound("seat"));
+        .ok_or(Error::NotFound(Entity::Showtime))?;
+    let s = c
+        .row_locked(
+            "SELECT showtime_id, number, price, sold, ticket_id, held_until FROM seats WHERE id = ?1",
+            params![seat],
+            |r| {
+                Ok(SeatClaim {
+                    showtime: r.get(0)?,
+                    number: r.get(1)?,
+                    price: r.get(2)?,
+                    sold: r.get(3)?,
+                    ticket: r.get(4)?,
+                    held_until: r.get(5)?,
+                })
+            },
+        )?
+        .ok_or(Error::NotFound(Entity::Seat))?;
+    if s.showtime != showtime {
+        return Err(Error::NotFound(Entity::Seat));
     }
     if starts_at <= now.ms {
-        return Err(Error::ShowtimeClosed(showtime.0));
+        return Err(Error::ShowtimeClosed(showtime));
     }
-    if sold || held_until.is_some_and(|t| t > now.ms) {
-        return Err(Error::SeatUnavailable(seat.0));
+    if s.sold || s.held_until.is_some_and(|t| t > now.ms) {
+        return Err(Error::SeatUnavailable(seat));
     }
-    let holds: i64 = c
-        .prepare_cached(
-            // Pinned: by the numbers alone the planner may prefer tickets_holds_by_showtime,
-            // which holds every live hold of the showtime, not the user's few tickets.
-            "SELECT COUNT(*) FROM tickets INDEXED BY tickets_by_user
-             WHERE user_id = ?1 AND showtime_id = ?2 AND status = 'held' AND held_until > ?3",
-        )?
-        .query_row(params![user, showtime, now.ms], |r| r.get(0))?;
+    let holds: i64 = c.value(
+        // Pinned: by the numbers alone the planner may prefer tickets_holds_by_showtime,
+        // which holds every live hold of the showtime, not the user's few tickets.
+        "SELECT COUNT(*) FROM tickets INDEXED BY tickets_by_user
+         WHERE user_id = ?1 AND showtime_id = ?2 AND status = 'held' AND held_until > ?3",
+        params![user, showtime, now.ms],
+    )?;
     if holds >= i64::from(cfg.max_holds_per_user) {
         return Err(Error::HoldLimitReached(cfg.max_holds_per_user));
     }
-    if let Some(lapsed) = claim {
+    if let Some(lapsed) = s.ticket {
         // The previous hold lapsed: it becomes expired in the same transaction as the new hold.
-        c.prepare_cached(
+        c.execute(
             "UPDATE tickets SET status = 'expired' WHERE id = ?1 AND status = 'held'",
-        )?
-        .execute([lapsed])?;
+            params![lapsed],
+        )?;
     }
-    let until = now.ms + ms(cfg.hold_ttl);
-    c.prepare_cached(
+    let until = now.plus(cfg.hold_ttl);
+    let id = TicketId::new(c.insert(
         "INSERT INTO tickets (user_id, showtime_id, seat_id, price, status, created_at, held_until)
-         VALUES (?1, ?2, ?3, ?4, 'held', ?5, ?6)",
-    )?
-    .execute(params![user, showtime, seat, price, now.ms, until])?;
-    let id = c.last_insert_rowid();
-    c.prepare_cached("UPDATE seats SET ticket_id = ?2, held_until = ?3 WHERE id = ?1")?
-        .execute(params![seat, id, until])?;
+         VALUES (?1, ?2, ?3, ?4, 'held', ?5, ?6) RETURNING id",
+        params![user, showtime, seat, s.price, now.ms, until],
+    )?)?;
+    c.execute(
+        "UPDATE seats SET ticket_id = ?2, held_until = ?3 WHERE id = ?1",
+        params![seat, id, until],
+    )?;
     Ok(Ticket {
-        id: TicketId(id),
+        id,
         user_id: user,
         concert_id,
         showtime_id: showtime,
         seat_id: seat,
-        seat_number: number,
-        price,
+        seat_number: s.number,
+        price: s.price,
         status: TicketStatus::Held,
         held_until: from_millis(until),
     })
 }
 
-/// A seat's showtime, number, price, sold flag, claiming ticket and hold end.
-type SeatClaim = (i64, i64, i64, bool, Option<i64>, Option<i64>);
-
 /// A user's tickets, newest first.
-pub(crate) fn of_user(c: &Connection, now: Now, user: UserId) -> Result<Vec<Ticket>> {
-    let mut stmt = c.prepare_cached(&format!(
-        "{TICKET_SELECT} WHERE t.user_id = ?1 ORDER BY t.id DESC"
-    ))?;
-    let rows = stmt.query_map([user], ticket_row(now))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+pub(crate) fn of_user(c: &dyn Tx, now: Now, user: UserId) -> Result<Vec<Ticket>> {
+    c.rows(
+        "SELECT t.id, t.user_id, s.concert_id, t.showtime_id, t.seat_id,
+                seat.number, t.price, t.status, t.held_until
+         FROM tickets t
+         JOIN showtimes s ON s.id = t.showtime_id
+         JOIN seats seat ON seat.id = t.seat_id
+         WHERE t.user_id = ?1 ORDER BY t.id DESC",
+        params![user],
+        ticket(now),
+    )
 }
 
 /// Marks lapsed holds expired and frees their seats; returns how many.
-pub(crate) fn sweep(c: &Connection, now: Now) -> Result<usize> {
+pub(crate) fn sweep(c: &dyn Tx, now: Now) -> Result<usize> {
     let n = c.execute(
         "UPDATE tickets SET status = 'expired' WHERE status = 'held' AND held_until <= ?1",
-        [now.ms],
+        params![now.ms],
     )?;
     c.execute(
         "UPDATE seats SET ticket_id = NULL, held_until = NULL
          WHERE sold = 0 AND ticket_id IS NOT NULL AND held_until <= ?1",
-        [now.ms],
+        params![now.ms],
     )?;
     Ok(n)
 }
 
 /// Holds now, across all showtimes (for metrics).
-pub(crate) fn live_holds(c: &Connection, now: Now) -> Result<i64> {
-    Ok(
-        c.prepare_cached("SELECT COUNT(*) FROM tickets WHERE status = 'held' AND held_until > ?1")?
-            .query_row([now.ms], |r| r.get(0))?,
+pub(crate) fn live_holds(c: &dyn Tx, now: Now) -> Result<i64> {
+    c.value(
+        "SELECT COUNT(*) FROM tickets WHERE status = 'held' AND held_until > ?1",
+        params![now.ms],
     )
-}
-
-impl Booking {
-    /// Holds a seat for `user` for the hold TTL.
-    pub fn hold(&self, user: UserId, showtime: ShowtimeId, seat: SeatId) -> Result<Ticket> {
-        let cfg = self.cfg.clone();
-        self.db
-            .write_op(move |c, now| hold(c, now, &cfg, user, showtime, seat))
-    }
-
-    /// The user's tickets, newest first, with their status now.
-    pub fn tickets(&self, user: UserId) -> Result<Vec<Ticket>> {
-        self.db.read(|c, now| of_user(c, now, user))
-    }
 }

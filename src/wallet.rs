@@ -3,12 +3,12 @@
 
 use crate::clock::from_millis;
 use crate::config::Config;
-use crate::db::{Now, OptionalRow};
+use crate::db::sql::{params, stored_enum, Tx};
+use crate::db::Now;
 use crate::error::{Error, Result};
-use crate::ids::{PaymentId, UserId};
-use crate::Booking;
+use crate::ids::{LedgerId, PaymentId, UserId};
+use crate::money::Points;
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
 /// A wallet's balance.
@@ -17,12 +17,13 @@ pub struct Balance {
     /// The wallet's user.
     pub user_id: UserId,
     /// Points in it.
-    pub balance: i64,
+    pub balance: Points,
 }
 
 /// Why a balance changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum LedgerKind {
     /// Points added.
     Charge,
@@ -32,89 +33,93 @@ pub enum LedgerKind {
     Refund,
 }
 
-impl LedgerKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            LedgerKind::Charge => "charge",
-            LedgerKind::Payment => "payment",
-            LedgerKind::Refund => "refund",
-        }
-    }
-}
+stored_enum!(LedgerKind, "ledger kind", {
+    LedgerKind::Charge => "charge",
+    LedgerKind::Payment => "payment",
+    LedgerKind::Refund => "refund",
+});
 
 /// One ledger row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PointTransaction {
     /// Its id.
-    pub id: i64,
+    pub id: LedgerId,
     /// charge, payment or refund.
     pub kind: LedgerKind,
     /// The change (negative for spending).
-    pub amount: i64,
+    pub amount: Points,
     /// The balance right after it.
-    pub balance_after: i64,
+    pub balance_after: Points,
     /// When it happened.
     pub created_at: DateTime<Utc>,
 }
 
-pub(crate) fn balance_of(c: &Connection, user: UserId) -> Result<i64> {
-    Ok(
-        c.prepare_cached("SELECT balance FROM wallets WHERE user_id = ?1")?
-            .query_row([user], |r| r.get(0))
-            .optional_row()?
-            .unwrap_or(0),
-    )
+pub(crate) fn balance_of(c: &dyn Tx, user: UserId) -> Result<Points> {
+    Ok(c
+        .row(
+            "SELECT balance FROM wallets WHERE user_id = ?1",
+            params![user],
+            |r| r.get(0),
+        )?
+        .unwrap_or(Points::ZERO))
 }
 
 /// Changes a balance by `delta` and writes its ledger row; the one place a balance changes.
 pub(crate) fn apply(
-    c: &Connection,
+    c: &dyn Tx,
     now: Now,
     cfg: &Config,
     user: UserId,
-    delta: i64,
+    delta: Points,
     kind: LedgerKind,
     payment: Option<PaymentId>,
-) -> Result<i64> {
-    let balance = balance_of(c, user)?;
-    let after = balance.checked_add(delta).ok_or(Error::BalanceLimit {
+) -> Result<Points> {
+    let balance = c
+        .row_locked(
+            "SELECT balance FROM wallets WHERE user_id = ?1",
+            params![user],
+            |r| r.get(0),
+        )?
+        .unwrap_or(Points::ZERO);
+    let over = Error::BalanceLimit {
         balance,
         max: cfg.max_balance,
-    })?;
-    if after < 0 {
+    };
+    let after = balance.checked_add(delta).ok_or(over)?;
+    if after < Points::ZERO {
         return Err(Error::InsufficientPoints {
             balance,
-            price: -delta,
+            price: delta.checked_neg().unwrap_or(Points::ZERO),
         });
     }
-    if delta > 0 && after > cfg.max_balance {
+    if delta > Points::ZERO && after > cfg.max_balance {
         return Err(Error::BalanceLimit {
             balance,
             max: cfg.max_balance,
         });
     }
-    c.prepare_cached(
+    c.execute(
         "INSERT INTO wallets (user_id, balance) VALUES (?1, ?2)
          ON CONFLICT (user_id) DO UPDATE SET balance = excluded.balance",
-    )?
-    .execute(params![user, after])?;
-    c.prepare_cached(
+        params![user, after],
+    )?;
+    c.execute(
         "INSERT INTO point_ledger (user_id, kind, amount, balance_after, payment_id, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![user, kind.as_str(), delta, after, payment, now.ms])?;
+        params![user, kind, delta, after, payment, now.ms],
+    )?;
     Ok(after)
 }
 
 /// Adds `amount` points (1..=max charge) to the user's wallet.
 pub(crate) fn charge(
-    c: &Connection,
+    c: &dyn Tx,
     now: Now,
     cfg: &Config,
     user: UserId,
-    amount: i64,
+    amount: Points,
 ) -> Result<Balance> {
-    if amount <= 0 || amount > cfg.max_charge {
+    if amount <= Points::ZERO || amount > cfg.max_charge {
         return Err(Error::InvalidAmount(format!(
             "amount must be between 1 and {}",
             cfg.max_charge
@@ -127,51 +132,20 @@ pub(crate) fn charge(
     })
 }
 
-pub(crate) fn history(c: &Connection, user: UserId) -> Result<Vec<PointTransaction>> {
-    let mut stmt = c.prepare_cached(
+/// A user's ledger, newest first.
+pub(crate) fn history(c: &dyn Tx, user: UserId) -> Result<Vec<PointTransaction>> {
+    c.rows(
         "SELECT id, kind, amount, balance_after, created_at FROM point_ledger
          WHERE user_id = ?1 ORDER BY id DESC",
-    )?;
-    let rows = stmt.query_map([user], |r| {
-        Ok(PointTransaction {
-            id: r.get(0)?,
-            kind: match r.get_ref(1)?.as_str()? {
-                "charge" => LedgerKind::Charge,
-                "payment" => LedgerKind::Payment,
-                _ => LedgerKind::Refund,
-            },
-            amount: r.get(2)?,
-            balance_after: r.get(3)?,
-            created_at: from_millis(r.get(4)?),
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
-impl Booking {
-    /// Charges `amount` points to the user's wallet. With an idempotency key, a repeat of the
-    /// same request replays the first answer and changes nothing.
-    pub fn charge(&self, user: UserId, amount: i64, key: Option<&str>) -> Result<Balance> {
-        self.keyed_write(
-            user,
-            key,
-            format!("charge amount={amount}"),
-            move |c, now, cfg| charge(c, now, cfg, user, amount),
-        )
-    }
-
-    /// The user's balance (0 for a user who never charged).
-    pub fn balance(&self, user: UserId) -> Result<Balance> {
-        self.db.read(|c, _| {
-            Ok(Balance {
-                user_id: user,
-                balance: balance_of(c, user)?,
+        params![user],
+        |r| {
+            Ok(PointTransaction {
+                id: r.get(0)?,
+                kind: r.get(1)?,
+                amount: r.get(2)?,
+                balance_after: r.get(3)?,
+                created_at: from_millis(r.get(4)?),
             })
-        })
-    }
-
-    /// The user's ledger, newest first.
-    pub fn point_history(&self, user: UserId) -> Result<Vec<PointTransaction>> {
-        self.db.read(|c, _| history(c, user))
-    }
+        },
+    )
 }

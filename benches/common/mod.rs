@@ -6,7 +6,8 @@
 pub mod stats;
 
 use booking::{
-    Booking, ConcertId, Config, Durability, GroupCommit, NewShowtime, Pricing, SeatId, ShowtimeId,
+    Active, Booking, ConcertId, Config, Durability, GroupCommit, NewShowtime, Points, Pricing,
+    SeatId, ShowtimeId,
 };
 use stats::Latencies;
 use std::path::PathBuf;
@@ -222,6 +223,11 @@ impl TempDb {
     }
 }
 
+/// The `synchronous` setting a durability stands for, as the tables show it: FULL or NORMAL.
+pub fn sync(d: Durability) -> String {
+    d.to_string().to_uppercase()
+}
+
 /// The configuration measured: the contract's defaults with this durability and commit mode.
 pub fn config(durability: Durability, group_commit: bool) -> Config {
     Config::default()
@@ -244,11 +250,12 @@ pub fn open(path: &std::path::Path, cfg: Config) -> Booking {
 /// Adds a concert with one showtime of `seats` seats (30 days ahead, 1,000 points each) and
 /// returns the seat ids in seat-number order.
 pub fn showtime(b: &Booking, seats: u32) -> (ConcertId, ShowtimeId, Vec<SeatId>) {
-    let concert = b
+    let op = b.operator();
+    let concert = op
         .add_concert("Benchmark", "Loopback Hall")
         .expect("add concert");
     let starts_at = (b.now() + chrono::Duration::days(30)).fixed_offset();
-    let showtime = b
+    let showtime = op
         .add_showtime(
             concert,
             &NewShowtime {
@@ -256,10 +263,11 @@ pub fn showtime(b: &Booking, seats: u32) -> (ConcertId, ShowtimeId, Vec<SeatId>)
                 seats,
                 price: Pricing::Flat(PRICE),
             },
+            |_| {},
         )
         .expect("add showtime");
-    let ids = b
-        .list_seats(concert, showtime)
+    let ids = op
+        .seats(showtime)
         .expect("list seats")
         .into_iter()
         .map(|s| s.id)
@@ -268,7 +276,26 @@ pub fn showtime(b: &Booking, seats: u32) -> (ConcertId, ShowtimeId, Vec<SeatId>)
 }
 
 /// The price of every benchmark seat.
-pub const PRICE: i64 = 1_000;
+pub const PRICE: Points = Points::new(1_000);
+
+/// `n` users entered and admitted on the database at `path` (through a preparation handle that
+/// admits everyone and keeps them active for two hours), with their proofs.
+pub fn admitted(path: &std::path::Path, n: u64) -> Vec<Active> {
+    let prep = open(
+        path,
+        fast(&Config::default())
+            .with_max_active(u32::MAX)
+            .with_active_ttl(Duration::from_secs(7200)),
+    );
+    let out = std::sync::Mutex::new(Vec::with_capacity(n as usize));
+    prepare(n, |_| {
+        let e = prep.enter_queue(None).map_err(|e| e.to_string())?;
+        let who = prep.authorize_active(&e.token).map_err(|e| e.to_string())?;
+        out.lock().unwrap().push(who);
+        Ok(())
+    });
+    out.into_inner().unwrap()
+}
 
 /// A `Result` as the timing loop wants it.
 pub fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<(), String> {

@@ -74,7 +74,7 @@ fn try_main() -> anyhow::Result<()> {
     let booking = Booking::open(&args.db, cfg)
         .with_context(|| format!("cannot open the database {}", args.db.display()))?;
     let seeded = if args.demo {
-        booking.seed_demo_if_empty()?
+        booking.operator().seed_demo_if_empty()?
     } else {
         None
     };

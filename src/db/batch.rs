@@ -9,8 +9,11 @@
 //! - The queue is bounded: a caller waits up to the busy timeout for room, then gets `busy`.
 
 use super::checkpoint::Checkpointer;
-use super::{Now, SharedConn};
+use super::sql::Tx;
+use super::sqlite::SharedConn;
+use super::Now;
 use crate::clock::{to_millis, Clock};
+use crate::config::GroupCommit;
 use crate::error::{Error, Result};
 use crossbeam_channel::{bounded, Receiver, SendTimeoutError, Sender};
 use rusqlite::{Connection, TransactionBehavior};
@@ -19,24 +22,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
-
-/// Group-commit settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GroupCommit {
-    /// Most operations in one commit.
-    pub max_batch: usize,
-    /// Most operations waiting for the writer; beyond it callers wait (back-pressure).
-    pub queue_capacity: usize,
-}
-
-impl Default for GroupCommit {
-    fn default() -> Self {
-        GroupCommit {
-            max_batch: 256,
-            queue_capacity: 4096,
-        }
-    }
-}
 
 /// One queued operation, type-erased.
 trait Job: Send {
@@ -55,11 +40,11 @@ struct TypedJob<T, F> {
 impl<T, F> Job for TypedJob<T, F>
 where
     T: Send + 'static,
-    F: FnOnce(&Connection, Now) -> Result<T> + Send + 'static,
+    F: FnOnce(&dyn Tx, Now) -> Result<T> + Send + 'static,
 {
     fn run(&mut self, conn: &Connection, now: Now) -> bool {
         let op = self.op.take().expect("a job runs once");
-        let out = catch_unwind(AssertUnwindSafe(|| op(conn, now)))
+        let out = catch_unwind(AssertUnwindSafe(|| op(conn as &dyn Tx, now)))
             .unwrap_or_else(|_| Err(Error::internal("a write operation panicked")));
         let ok = out.is_ok();
         self.out = Some(out);
@@ -85,28 +70,49 @@ fn clone_commit_error(e: &Error) -> Error {
     }
 }
 
-/// Counts of batch sizes, for metrics and the benchmark report.
-#[derive(Debug, Default)]
+/// How many operations the group-commit writer ran, in how many batches of which sizes: a
+/// snapshot, for metrics and benchmark reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchStats {
     /// Batches committed (or failed).
-    pub batches: AtomicU64,
+    pub batches: u64,
     /// Operations run.
-    pub operations: AtomicU64,
-    /// Batches by size: 1, 2–3, 4–7, 8–15, 16–31, 32–63, 64–127, 128+.
-    pub by_size: [AtomicU64; 8],
+    pub operations: u64,
+    /// Batches by size: `("1", n)`, `("2-3", n)`, … `("128+", n)`.
+    pub by_size: Vec<(&'static str, u64)>,
 }
 
-/// The upper bounds of [`BatchStats::by_size`] buckets (the last is open).
-pub const BATCH_BUCKETS: [&str; 8] = [
+/// The size classes of [`BatchStats::by_size`] (the last is open).
+const BUCKETS: [&str; 8] = [
     "1", "2-3", "4-7", "8-15", "16-31", "32-63", "64-127", "128+",
 ];
 
-impl BatchStats {
+/// The writer's live counters.
+#[derive(Default)]
+struct Counters {
+    batches: AtomicU64,
+    operations: AtomicU64,
+    by_size: [AtomicU64; 8],
+}
+
+impl Counters {
     fn record(&self, n: usize) {
         self.batches.fetch_add(1, Ordering::Relaxed);
         self.operations.fetch_add(n as u64, Ordering::Relaxed);
         let bucket = (usize::BITS - n.max(1).leading_zeros() - 1).min(7) as usize;
         self.by_size[bucket].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> BatchStats {
+        BatchStats {
+            batches: self.batches.load(Ordering::Relaxed),
+            operations: self.operations.load(Ordering::Relaxed),
+            by_size: BUCKETS
+                .iter()
+                .zip(&self.by_size)
+                .map(|(name, n)| (*name, n.load(Ordering::Relaxed)))
+                .collect(),
+        }
     }
 }
 
@@ -115,7 +121,7 @@ pub(crate) struct Batcher {
     queue: Option<Sender<Box<dyn Job>>>,
     thread: Option<JoinHandle<()>>,
     wait: Duration,
-    stats: Arc<BatchStats>,
+    stats: Arc<Counters>,
 }
 
 impl Batcher {
@@ -127,7 +133,7 @@ impl Batcher {
         wait: Duration,
     ) -> Result<Batcher> {
         let (tx, rx) = bounded::<Box<dyn Job>>(settings.queue_capacity.max(1));
-        let stats = Arc::new(BatchStats::default());
+        let stats = Arc::new(Counters::default());
         let thread_stats = stats.clone();
         let max = settings.max_batch.max(1);
         let thread = std::thread::Builder::new()
@@ -146,7 +152,7 @@ impl Batcher {
     pub fn run<T, F>(&self, op: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection, Now) -> Result<T> + Send + 'static,
+        F: FnOnce(&dyn Tx, Now) -> Result<T> + Send + 'static,
     {
         let (reply, answer) = bounded(1);
         let job: Box<dyn Job> = Box::new(TypedJob {
@@ -167,8 +173,8 @@ impl Batcher {
             .unwrap_or_else(|_| Err(Error::internal("the writer thread has stopped")))
     }
 
-    pub fn stats(&self) -> &BatchStats {
-        &self.stats
+    pub fn stats(&self) -> BatchStats {
+        self.stats.snapshot()
     }
 }
 
@@ -187,7 +193,7 @@ fn writer_loop(
     clock: Arc<dyn Clock>,
     rx: Receiver<Box<dyn Job>>,
     max: usize,
-    stats: &BatchStats,
+    stats: &Counters,
 ) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max);
     while let Ok(first) = rx.recv() {

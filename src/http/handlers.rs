@@ -2,66 +2,87 @@
 //! business rule lives here — every decision is the library's; this only parses and formats.
 
 use super::assets::OPENAPI_JSON;
-use super::input::{same_user, ChargeBody, HoldBody, Incoming, PayBody, TokenBody};
-use super::reply::{Reply, JSON, PROMETHEUS};
+use super::input::{same_user, ChargeBody, Claimed, HoldBody, Incoming, PayBody, TokenBody};
+use super::reply::{Failure, Reply, JSON, PROMETHEUS};
 use super::router::{Access, Endpoint, Route};
 use super::Shared;
-use crate::error::Result;
-use crate::ids::{SeatId, ShowtimeId, TicketId, UserId};
-use crate::{Guard, Principal};
+use crate::{Active, Identity};
+
+/// Who the guard let through.
+enum Caller {
+    Anyone,
+    Known(Identity),
+    Admitted(Active),
+}
 
 /// Answers `req`, matched to `route`.
-pub fn handle(shared: &Shared, route: Route, req: &Incoming) -> Result<Reply> {
+pub fn handle(shared: &Shared, route: Route, req: &Incoming) -> Result<Reply, Failure> {
     let b = &*shared.booking;
-    let who = match route.endpoint().access() {
-        Access::Public => None,
-        Access::Identity => Some(b.authorize(req.bearer()?, Guard::Identity)?),
-        Access::Active => Some(b.authorize(req.bearer()?, Guard::Active)?),
+    let caller = match route.endpoint().access() {
+        Access::Public => Caller::Anyone,
+        Access::Identity => Caller::Known(b.authorize(req.bearer()?)?),
+        Access::Active => Caller::Admitted(b.authorize_active(req.bearer()?)?),
     };
-    let who = match who {
-        Some(who) => {
+    match caller {
+        Caller::Anyone => public(shared, route, req),
+        Caller::Known(who) => {
             req.check_query_user(&who)?;
-            who
+            identified(shared, route, req, &who)
         }
-        None => return public(shared, route, req),
-    };
-    let user = who.user_id;
+        Caller::Admitted(who) => {
+            req.check_query_user(&who)?;
+            admitted(shared, route, req, &who)
+        }
+    }
+}
+
+/// The endpoints behind the *active* guard.
+fn admitted(shared: &Shared, route: Route, req: &Incoming, who: &Active) -> Result<Reply, Failure> {
+    let b = &*shared.booking;
     match route {
-        Route::Showtimes(c) => ok(b.list_showtimes(c)?),
-        Route::Seats(c, s) => ok(b.list_seats(c, s)?),
-        Route::Plain(e) => match e {
-            Endpoint::QueueStatus => ok(b.queue_status(&who)?),
-            Endpoint::Concerts => ok(b.list_concerts()?),
-            Endpoint::Hold => {
-                let body: HoldBody = body_of(req, &who, |b: &HoldBody| b.user_id.as_deref())?;
-                let ticket = b.hold(
-                    user,
-                    ShowtimeId::new(body.showtime_id)?,
-                    SeatId::new(body.seat_id)?,
-                )?;
-                Ok(Reply::json(201, &ticket))
-            }
-            Endpoint::Tickets => ok(b.tickets(user)?),
-            Endpoint::Charge => {
-                let body: ChargeBody = body_of(req, &who, |b: &ChargeBody| b.user_id.as_deref())?;
-                ok(b.charge(user, body.amount, req.idempotency_key)?)
-            }
-            Endpoint::Balance => ok(b.balance(user)?),
-            Endpoint::PointHistory => ok(b.point_history(user)?),
-            Endpoint::Pay => {
-                let body: PayBody = body_of(req, &who, |b: &PayBody| b.user_id.as_deref())?;
-                let payment = b.pay(user, TicketId::new(body.ticket_id)?, req.idempotency_key)?;
-                Ok(Reply::json(201, &payment))
-            }
-            Endpoint::PaymentHistory => ok(b.payment_history(user)?),
-            other => unreachable!("{} has a guard but no handler", other.label()),
-        },
-        Route::Asset(_) => unreachable!("assets are public"),
+        Route::Showtimes(c) => ok(b.showtimes(who, c)?),
+        Route::Seats(c, s) => ok(b.seats(who, c, s)?),
+        Route::Plain(Endpoint::Concerts) => ok(b.concerts(who)?),
+        Route::Plain(Endpoint::Hold) => {
+            let body: HoldBody = body_of(req, who)?;
+            Ok(Reply::json(201, &b.hold(who, body.showtime_id, body.seat_id)?))
+        }
+        other => unreachable!("{} is not an active route", other.endpoint().label()),
+    }
+}
+
+/// The endpoints behind the *identity* guard.
+fn identified(
+    shared: &Shared,
+    route: Route,
+    req: &Incoming,
+    who: &Identity,
+) -> Result<Reply, Failure> {
+    let b = &*shared.booking;
+    let Route::Plain(endpoint) = route else {
+        unreachable!("{} is not an identity route", route.endpoint().label())
+    };
+    match endpoint {
+        Endpoint::QueueStatus => ok(b.queue_status(who)?),
+        Endpoint::Tickets => ok(b.tickets(who)?),
+        Endpoint::Charge => {
+            let body: ChargeBody = body_of(req, who)?;
+            ok(b.charge(who, body.amount, req.idempotency_key()?.as_ref())?)
+        }
+        Endpoint::Balance => ok(b.balance(who)?),
+        Endpoint::PointHistory => ok(b.point_history(who)?),
+        Endpoint::Pay => {
+            let body: PayBody = body_of(req, who)?;
+            let payment = b.pay(who, body.ticket_id, req.idempotency_key()?.as_ref())?;
+            Ok(Reply::json(201, &payment))
+        }
+        Endpoint::PaymentHistory => ok(b.payment_history(who)?),
+        other => unreachable!("{} is not an identity route", other.label()),
     }
 }
 
 /// The endpoints without a guard.
-fn public(shared: &Shared, route: Route, req: &Incoming) -> Result<Reply> {
+fn public(shared: &Shared, route: Route, req: &Incoming) -> Result<Reply, Failure> {
     match route {
         Route::Asset(a) => Ok(Reply::bytes(200, a.content_type, a.body)),
         Route::Plain(Endpoint::Healthz) => Ok(Reply::bytes(200, JSON, &br#"{"status":"ok"}"#[..])),
@@ -73,8 +94,7 @@ fn public(shared: &Shared, route: Route, req: &Incoming) -> Result<Reply> {
         )),
         Route::Plain(Endpoint::EnterQueue) => {
             let body: TokenBody = req.json_or_empty()?;
-            let user = body.user_id.as_deref().map(UserId::parse).transpose()?;
-            let entered = shared.booking.enter_queue(user)?;
+            let entered = shared.booking.enter_queue(body.user_id)?;
             Ok(Reply::json(
                 if entered.created { 201 } else { 200 },
                 &entered,
@@ -85,17 +105,16 @@ fn public(shared: &Shared, route: Route, req: &Incoming) -> Result<Reply> {
 }
 
 /// A `200` with `value` as JSON.
-fn ok(value: impl serde::Serialize) -> Result<Reply> {
+fn ok(value: impl serde::Serialize) -> Result<Reply, Failure> {
     Ok(Reply::json(200, &value))
 }
 
 /// Parses a JSON body and checks the `user_id` it may carry against the token.
-fn body_of<T: serde::de::DeserializeOwned>(
+fn body_of<T: serde::de::DeserializeOwned + Claimed>(
     req: &Incoming,
-    who: &Principal,
-    user_id: impl Fn(&T) -> Option<&str>,
-) -> Result<T> {
+    who: &Identity,
+) -> Result<T, Failure> {
     let body: T = req.json()?;
-    same_user(user_id(&body), who)?;
+    same_user(body.claimed_user(), who)?;
     Ok(body)
 }

@@ -1,13 +1,12 @@
-//! What a request carries, parsed once at the edge: the bearer token, `?user_id=`, and JSON
-//! bodies (`invalid_json` when the bytes are not JSON, `invalid_request` when the JSON has the
-//! wrong shape — a missing, ill-typed or unknown field).
+//! What a request carries, parsed once at the edge: the bearer token, `?user_id=`, the
+//! `Idempotency-Key`, and JSON bodies that deserialize straight into the library's types
+//! (`invalid_json` when the bytes are not JSON, `invalid_request` when the JSON has the wrong
+//! shape — a missing, ill-typed or unknown field, a bad id).
 
-use crate::error::{Error, Result};
-use crate::ids::UserId;
-use crate::Principal;
+use super::reply::Failure;
+use crate::{Error, IdempotencyKey, Identity, Points, SeatId, ShowtimeId, TicketId, UserId};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use std::borrow::Cow;
 
 /// The parts of a request the handlers read.
 #[derive(Debug, Default)]
@@ -24,7 +23,7 @@ pub struct Incoming<'a> {
 
 impl Incoming<'_> {
     /// The bearer token of `Authorization: Bearer <jwt>`; `unauthorized` without one.
-    pub fn bearer(&self) -> Result<&str> {
+    pub fn bearer(&self) -> Result<&str, Failure> {
         let header = self.authorization.ok_or_else(|| {
             Error::Unauthorized("missing token: send Authorization: Bearer <token>".into())
         })?;
@@ -39,33 +38,40 @@ impl Incoming<'_> {
         Ok(token)
     }
 
+    /// The `Idempotency-Key` header, checked.
+    pub fn idempotency_key(&self) -> Result<Option<IdempotencyKey>, Failure> {
+        Ok(self
+            .idempotency_key
+            .map(IdempotencyKey::parse)
+            .transpose()?)
+    }
+
     /// Checks every `user_id` in the query against the token's user.
-    pub fn check_query_user(&self, who: &Principal) -> Result<()> {
-        for pair in self.query.split('&') {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+    pub fn check_query_user(&self, who: &Identity) -> Result<(), Failure> {
+        for (key, value) in form_urlencoded::parse(self.query.as_bytes()) {
             if key == "user_id" {
-                same_user(Some(value), who)?;
+                same_user(Some(UserId::parse(&value)?), who)?;
             }
         }
         Ok(())
     }
 
     /// The body as `T` (a JSON object); see the module docs for which error is which.
-    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, Failure> {
         let value: serde_json::Value = serde_json::from_slice(&self.body)
-            .map_err(|e| Error::InvalidJson(format!("the request body is not valid JSON: {e}")))?;
+            .map_err(|e| Failure::InvalidJson(format!("the request body is not valid JSON: {e}")))?;
         if !value.is_object() {
             // serde would read a struct from an array too; a body is an object.
-            return Err(Error::InvalidRequest(
-                "the request body must be a JSON object".into(),
-            ));
+            return Err(
+                Error::InvalidRequest("the request body must be a JSON object".into()).into(),
+            );
         }
         serde_json::from_value(value)
-            .map_err(|e| Error::InvalidRequest(format!("invalid request body: {e}")))
+            .map_err(|e| Error::InvalidRequest(format!("invalid request body: {e}")).into())
     }
 
     /// Like [`Incoming::json`], but an empty body stands for `{}`.
-    pub fn json_or_empty<T: DeserializeOwned + Default>(&self) -> Result<T> {
+    pub fn json_or_empty<T: DeserializeOwned + Default>(&self) -> Result<T, Failure> {
         if self.body.is_empty() {
             Ok(T::default())
         } else {
@@ -74,46 +80,12 @@ impl Incoming<'_> {
     }
 }
 
-/// A `user_id` a request carries must be the token's user: `invalid_request` if it is not a
-/// UUID, `forbidden` if it is someone else.
-pub fn same_user(claimed: Option<&str>, who: &Principal) -> Result<()> {
+/// A `user_id` a request carries must be the token's user: `forbidden` if it is someone else.
+pub fn same_user(claimed: Option<UserId>, who: &Identity) -> Result<(), Failure> {
     match claimed {
-        None => Ok(()),
-        Some(s) if UserId::parse(&percent_decode(s, true))? == who.user_id => Ok(()),
-        Some(_) => Err(Error::Forbidden("user_id is not the token's user".into())),
+        Some(u) if u != who.user_id() => Err(Failure::Forbidden),
+        _ => Ok(()),
     }
-}
-
-/// Decodes `%XX` escapes (and `+` as a space in a query, when `plus_is_space`).
-pub fn percent_decode(s: &str, plus_is_space: bool) -> Cow<'_, str> {
-    if !s.contains('%') && (!plus_is_space || !s.contains('+')) {
-        return s.into();
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match (
-            b[i],
-            b.get(i + 1).and_then(|c| hex(*c)),
-            b.get(i + 2).and_then(|c| hex(*c)),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (b'+', _, _) if plus_is_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned().into()
 }
 
 /// `POST /token`.
@@ -122,7 +94,7 @@ pub fn percent_decode(s: &str, plus_is_space: bool) -> Cow<'_, str> {
 pub struct TokenBody {
     /// An existing user; omitted (or null) for a new one.
     #[serde(default)]
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
 }
 
 /// `POST /tickets`.
@@ -130,12 +102,12 @@ pub struct TokenBody {
 #[serde(deny_unknown_fields)]
 pub struct HoldBody {
     /// The showtime.
-    pub showtime_id: i64,
+    pub showtime_id: ShowtimeId,
     /// The seat.
-    pub seat_id: i64,
+    pub seat_id: SeatId,
     /// Must be the token's user, if given.
     #[serde(default)]
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
 }
 
 /// `POST /points`.
@@ -143,10 +115,10 @@ pub struct HoldBody {
 #[serde(deny_unknown_fields)]
 pub struct ChargeBody {
     /// Points to add.
-    pub amount: i64,
+    pub amount: Points,
     /// Must be the token's user, if given.
     #[serde(default)]
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
 }
 
 /// `POST /payments`.
@@ -154,16 +126,33 @@ pub struct ChargeBody {
 #[serde(deny_unknown_fields)]
 pub struct PayBody {
     /// The held ticket to pay for.
-    pub ticket_id: i64,
+    pub ticket_id: TicketId,
     /// Must be the token's user, if given.
     #[serde(default)]
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
 }
+
+/// A body that may name its user (checked against the token).
+pub trait Claimed {
+    /// The `user_id` the body carries, if any.
+    fn claimed_user(&self) -> Option<UserId>;
+}
+
+macro_rules! claimed {
+    ($($t:ty),*) => {$(
+        impl Claimed for $t {
+            fn claimed_user(&self) -> Option<UserId> {
+                self.user_id
+            }
+        }
+    )*};
+}
+claimed!(HoldBody, ChargeBody, PayBody);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::EntryId;
+    use crate::EntryId;
 
     fn with_body(b: &str) -> Incoming<'static> {
         Incoming {
@@ -188,12 +177,26 @@ mod tests {
         );
         assert_eq!(code(r#"{}"#), "invalid_request");
         assert_eq!(code(r#"{"amount":5,"extra":1}"#), "invalid_request");
+        assert_eq!(code(r#"{"amount":5,"user_id":"nope"}"#), "invalid_request");
         assert_eq!(
             with_body(r#"{"amount":5}"#)
                 .json::<ChargeBody>()
                 .unwrap()
                 .amount,
-            5
+            Points::new(5)
+        );
+        let hold = |b: &str| with_body(b).json::<HoldBody>().map_err(|e| e.code());
+        assert_eq!(
+            hold(r#"{"showtime_id":0,"seat_id":1}"#).unwrap_err(),
+            "invalid_request"
+        );
+        assert_eq!(
+            hold(r#"{"showtime_id":1,"seat_id":-4}"#).unwrap_err(),
+            "invalid_request"
+        );
+        assert_eq!(
+            hold(r#"{"showtime_id":1,"seat_id":4}"#).unwrap().seat_id.get(),
+            4
         );
         assert!(with_body("")
             .json_or_empty::<TokenBody>()
@@ -241,17 +244,18 @@ mod tests {
 
     #[test]
     fn query_user_must_be_the_tokens() {
-        let who = Principal {
-            user_id: UserId::new_random(),
-            entry_id: EntryId(1),
-        };
+        let who = Identity::new(UserId::new_random(), EntryId::new(1).unwrap());
         fn q(s: &str) -> Incoming<'_> {
             Incoming {
                 query: s,
                 ..Incoming::default()
             }
         }
-        assert!(q(&format!("user_id={}", who.user_id))
+        assert!(q(&format!("user_id={}", who.user_id()))
+            .check_query_user(&who)
+            .is_ok());
+        let encoded = who.user_id().to_string().replace('-', "%2D");
+        assert!(q(&format!("x=1&user_id={encoded}"))
             .check_query_user(&who)
             .is_ok());
         assert!(q("x=1").check_query_user(&who).is_ok());

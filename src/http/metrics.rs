@@ -2,7 +2,7 @@
 //! rendered with the library's live figures in the Prometheus text format at `GET /metrics`.
 
 use super::router::Endpoint;
-use crate::{Booking, BATCH_BUCKETS};
+use crate::Booking;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -154,7 +154,7 @@ impl Metrics {
         for (name, help, value) in own {
             single(&mut out, name, COUNTER, help, value.load(Relaxed));
         }
-        match booking.stats() {
+        match booking.operator().stats() {
             Ok(s) => {
                 single(
                     &mut out,
@@ -190,7 +190,7 @@ impl Metrics {
             }
         }
         if let Some(b) = booking.batch_stats() {
-            let (batches, ops) = (b.batches.load(Relaxed), b.operations.load(Relaxed));
+            let (batches, ops) = (b.batches, b.operations);
             single(
                 &mut out,
                 "booking_group_commit_batches_total",
@@ -212,8 +212,8 @@ impl Metrics {
                 COUNTER,
                 "Group-commit batches by their number of operations.",
             );
-            for (size, n) in BATCH_BUCKETS.iter().zip(&b.by_size) {
-                let _ = writeln!(out, "{name}{{size=\"{size}\"}} {}", n.load(Relaxed));
+            for (size, n) in &b.by_size {
+                let _ = writeln!(out, "{name}{{size=\"{size}\"}} {n}");
             }
         }
         out

@@ -39,9 +39,6 @@ mod reply;
 mod router;
 mod worker;
 
-pub use assets::{Asset, ASSETS, OPENAPI_JSON};
-pub use router::{Access, Endpoint};
-
 use crate::Booking;
 use std::io;
 use std::net::TcpListener;

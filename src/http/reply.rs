@@ -1,7 +1,8 @@
-//! What a handler answers, before it becomes bytes on the socket; and the one place an
-//! [`Error`] becomes an HTTP response (`{"error": {"code", "message"}}` with `Error::status()`).
+//! What a handler answers, before it becomes bytes on the socket; and the one place an error
+//! becomes an HTTP response: [`Failure`] (the library's [`Error`] plus what only HTTP can get
+//! wrong) with its status from [`Failure::status`], as `{"error": {"code", "message"}}`.
 
-use crate::error::Error;
+use crate::Error;
 use serde::Serialize;
 use std::borrow::Cow;
 
@@ -9,6 +10,84 @@ use std::borrow::Cow;
 pub const JSON: &str = "application/json";
 /// Prometheus text exposition format.
 pub const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Why a request failed: a rule of the library, or something about the HTTP request itself.
+#[derive(Debug)]
+pub enum Failure {
+    /// A library error (its code and message, with the status of the table below).
+    Domain(Error),
+    /// `invalid_json`: the body is not JSON.
+    InvalidJson(String),
+    /// `forbidden`: a `user_id` in the request is not the token's user.
+    Forbidden,
+    /// `not_found`: no such route.
+    NoRoute,
+    /// `method_not_allowed`, with the methods the path allows.
+    MethodNotAllowed(&'static str),
+    /// `payload_too_large`: a body over the limit.
+    PayloadTooLarge(usize),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        Failure::Domain(e)
+    }
+}
+
+impl Failure {
+    /// The contract's error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Failure::Domain(e) => e.code(),
+            Failure::InvalidJson(_) => "invalid_json",
+            Failure::Forbidden => "forbidden",
+            Failure::NoRoute => "not_found",
+            Failure::MethodNotAllowed(_) => "method_not_allowed",
+            Failure::PayloadTooLarge(_) => "payload_too_large",
+        }
+    }
+
+    /// The HTTP status of the code (`docs/API.md` §3): the one status table. Exhaustive, so a
+    /// new error cannot compile without its status.
+    pub fn status(&self) -> u16 {
+        match self {
+            Failure::InvalidJson(_) => 400,
+            Failure::Forbidden => 403,
+            Failure::NoRoute => 404,
+            Failure::MethodNotAllowed(_) => 405,
+            Failure::PayloadTooLarge(_) => 413,
+            Failure::Domain(e) => match e {
+                Error::InvalidRequest(_) | Error::InvalidAmount(_) => 400,
+                Error::Unauthorized(_) => 401,
+                Error::InsufficientPoints { .. } => 402,
+                Error::QueueNotActive(_) => 403,
+                Error::NotFound(_) => 404,
+                Error::SeatUnavailable(_)
+                | Error::HoldLimitReached(_)
+                | Error::HoldExpired(_)
+                | Error::AlreadyPaid(_)
+                | Error::ShowtimeClosed(_)
+                | Error::BalanceLimit { .. }
+                | Error::IdempotencyConflict => 409,
+                Error::IdempotencyKeyReused => 422,
+                Error::Busy => 503,
+                Error::Internal(_) => 500,
+            },
+        }
+    }
+
+    /// The message safe to show a client.
+    pub fn message(&self) -> String {
+        match self {
+            Failure::Domain(e) => e.public_message(),
+            Failure::InvalidJson(m) => m.clone(),
+            Failure::Forbidden => "user_id is not the token's user".into(),
+            Failure::NoRoute => "route not found".into(),
+            Failure::MethodNotAllowed(_) => "method not allowed".into(),
+            Failure::PayloadTooLarge(n) => format!("request body is larger than {n} bytes"),
+        }
+    }
+}
 
 /// A response: status, Content-Type, body and the few extra headers the API uses.
 #[derive(Debug)]
@@ -30,7 +109,7 @@ impl Reply {
     pub fn json(status: u16, value: &impl Serialize) -> Reply {
         match serde_json::to_vec(value) {
             Ok(body) => Reply::bytes(status, JSON, body),
-            Err(e) => Reply::error(&Error::internal(e)),
+            Err(e) => Reply::failure(&Error::internal(e).into()),
         }
     }
 
@@ -49,9 +128,9 @@ impl Reply {
         }
     }
 
-    /// The contract's error shape for `e`. Internal details are logged, never sent.
-    pub fn error(e: &Error) -> Reply {
-        if let Error::Internal(cause) = e {
+    /// The contract's error shape for `f`. Internal details are logged, never sent.
+    pub fn failure(f: &Failure) -> Reply {
+        if let Failure::Domain(Error::Internal(cause)) = f {
             tracing::error!(target: "booking::http", error = %cause, "internal error");
         }
         #[derive(Serialize)]
@@ -63,10 +142,10 @@ impl Reply {
             code: &'a str,
             message: &'a str,
         }
-        let message = e.public_message();
+        let message = f.message();
         let body = serde_json::to_vec(&Body {
             error: Detail {
-                code: e.code(),
+                code: f.code(),
                 message: &message,
             },
         })
@@ -74,41 +153,48 @@ impl Reply {
             br#"{"error":{"code":"internal","message":"internal error"}}"#.to_vec()
         });
         Reply {
-            error: Some(e.code()),
-            ..Reply::bytes(e.status(), JSON, body)
+            error: Some(f.code()),
+            allow: match f {
+                Failure::MethodNotAllowed(allow) => Some(allow),
+                _ => None,
+            },
+            ..Reply::bytes(f.status(), JSON, body)
         }
     }
+}
 
-    /// Sets the `Allow` header.
-    pub fn with_allow(mut self, allow: &'static str) -> Reply {
-        self.allow = Some(allow);
-        self
+impl From<Failure> for Reply {
+    fn from(f: Failure) -> Reply {
+        Reply::failure(&f)
     }
 }
 
 impl From<Error> for Reply {
     fn from(e: Error) -> Reply {
-        Reply::error(&e)
+        Reply::failure(&e.into())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Entity;
 
     #[test]
     fn errors_have_the_contract_shape_and_status() {
-        let r = Reply::error(&Error::NotFound("ticket"));
+        let r = Reply::from(Error::NotFound(Entity::Ticket));
         assert_eq!(r.status, 404);
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(v["error"]["code"], "not_found");
         assert_eq!(v["error"]["message"], "ticket not found");
         assert_eq!(v.as_object().unwrap().len(), 1);
+        let r = Reply::from(Failure::MethodNotAllowed("GET, HEAD"));
+        assert_eq!((r.status, r.allow), (405, Some("GET, HEAD")));
     }
 
     #[test]
     fn internal_errors_hide_their_cause() {
-        let r = Reply::error(&Error::internal("disk /var/lib/x on fire"));
+        let r = Reply::from(Error::internal("disk /var/lib/x on fire"));
         assert_eq!(r.status, 500);
         assert!(!String::from_utf8_lossy(&r.body).contains("fire"));
     }

@@ -4,9 +4,7 @@
 //! `405 method_not_allowed`; anything else is `404 not_found`. `HEAD` is served wherever `GET` is.
 
 use super::assets::{self, Asset};
-use super::input::percent_decode;
-use crate::error::Error;
-use crate::ids::{ConcertId, ShowtimeId};
+use crate::{ConcertId, Error, ShowtimeId};
 
 /// Who may call an endpoint (API.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,7 +134,7 @@ fn resource(path: &str) -> Option<Resource> {
         if rest.is_empty() || rest.contains('/') {
             return None;
         }
-        let rest = percent_decode(rest, false);
+        let rest = percent_encoding::percent_decode_str(rest).decode_utf8_lossy();
         return Some(match rest.split_once(':') {
             None => Resource::Showtimes(ConcertId::parse(&rest)),
             Some((c, s)) => {
@@ -232,11 +230,11 @@ mod tests {
     #[test]
     fn ids_come_out_of_the_path() {
         match resolve("GET", "/concerts/12:34").unwrap() {
-            Route::Seats(c, s) => assert_eq!((c.0, s.0), (12, 34)),
+            Route::Seats(c, s) => assert_eq!((c.get(), s.get()), (12, 34)),
             other => panic!("{other:?}"),
         }
         match resolve("GET", "/concerts/12%3A34").unwrap() {
-            Route::Seats(c, s) => assert_eq!((c.0, s.0), (12, 34)),
+            Route::Seats(c, s) => assert_eq!((c.get(), s.get()), (12, 34)),
             other => panic!("{other:?}"),
         }
         for bad in [

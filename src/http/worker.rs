@@ -3,10 +3,10 @@
 
 use super::handlers;
 use super::input::Incoming;
-use super::reply::Reply;
+use super::reply::{Failure, Reply};
 use super::router::{self, Endpoint, Unrouted};
 use super::{Shared, BODY_LIMIT};
-use crate::error::Error;
+use crate::Error;
 use crossbeam_channel::{Receiver, RecvTimeoutError, SendError, Sender};
 use std::io::{Cursor, Read};
 use std::panic::{self, AssertUnwindSafe};
@@ -128,7 +128,7 @@ pub fn run_sweeper(shared: &Shared) {
         std::thread::sleep(POLL);
         if last.elapsed() >= every {
             last = Instant::now();
-            if let Err(e) = shared.booking.sweep() {
+            if let Err(e) = shared.booking.operator().sweep() {
                 tracing::warn!(target: "booking::http", error = %e, "background sweep failed");
             }
         }
@@ -173,7 +173,7 @@ fn answer(shared: &Shared, mut rq: Request) {
     }))
     .unwrap_or_else(|_| {
         shared.metrics.panics.fetch_add(1, Relaxed);
-        Reply::error(&Error::internal("a request handler panicked"))
+        Reply::from(Error::internal("a request handler panicked"))
     });
     // Counted before the answer is written, so whoever reads the answer sees it counted.
     let latency = started.elapsed();
@@ -201,10 +201,8 @@ fn reply_to(shared: &Shared, rq: &mut Request, endpoint: &mut Endpoint) -> Reply
     };
     let route = match resolved {
         Ok(route) => route,
-        Err(Unrouted::NotFound) => return Error::NotFound("route").into(),
-        Err(Unrouted::MethodNotAllowed(allow)) => {
-            return Reply::error(&Error::MethodNotAllowed).with_allow(allow)
-        }
+        Err(Unrouted::NotFound) => return Failure::NoRoute.into(),
+        Err(Unrouted::MethodNotAllowed(allow)) => return Failure::MethodNotAllowed(allow).into(),
         Err(Unrouted::BadId(e, at)) => {
             *endpoint = at;
             return e.into();
@@ -212,7 +210,7 @@ fn reply_to(shared: &Shared, rq: &mut Request, endpoint: &mut Endpoint) -> Reply
     };
     *endpoint = route.endpoint();
     if rq.body_length().is_some_and(|n| n > BODY_LIMIT) {
-        return Error::PayloadTooLarge(BODY_LIMIT).into();
+        return Failure::PayloadTooLarge(BODY_LIMIT).into();
     }
     let body = if endpoint.method() == "POST" {
         match read_body(rq) {
@@ -238,14 +236,14 @@ fn reply_to(shared: &Shared, rq: &mut Request, endpoint: &mut Endpoint) -> Reply
 }
 
 /// Reads the body through the size limit.
-fn read_body(rq: &mut Request) -> Result<Vec<u8>, Error> {
+fn read_body(rq: &mut Request) -> Result<Vec<u8>, Failure> {
     let mut body = Vec::with_capacity(rq.body_length().unwrap_or(0).min(BODY_LIMIT));
     rq.as_reader()
         .take(BODY_LIMIT as u64 + 1)
         .read_to_end(&mut body)
         .map_err(|e| Error::InvalidRequest(format!("could not read the request body: {e}")))?;
     if body.len() > BODY_LIMIT {
-        return Err(Error::PayloadTooLarge(BODY_LIMIT));
+        return Err(Failure::PayloadTooLarge(BODY_LIMIT));
     }
     Ok(body)
 }

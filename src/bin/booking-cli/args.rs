@@ -1,7 +1,7 @@
 //! The command line of `booking-cli`: commands, flags, help text with an example for each.
 //! Declarations only; `main.rs` runs them.
 
-use booking::{ConcertId, ShowtimeId, UserId};
+use booking::{ConcertId, IdempotencyKey, Points, ShowtimeId, UserId};
 use chrono::{DateTime, FixedOffset};
 use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -137,7 +137,7 @@ pub enum ShowtimeCmd {
         seats: u32,
         /// The price of each seat, in points
         #[arg(long, value_name = "P", allow_negative_numbers = true)]
-        price: i64,
+        price: Points,
     },
     /// List every showtime of a concert, past ones included
     #[command(after_help = "Example:\n  booking-cli showtime list --concert 1")]
@@ -160,10 +160,10 @@ pub enum PointsCmd {
         user: UserId,
         /// Points to add
         #[arg(long, value_name = "N", allow_negative_numbers = true)]
-        amount: i64,
+        amount: Points,
         /// Makes a retry safe: a repeat with the same key changes nothing
-        #[arg(long, value_name = "KEY")]
-        idempotency_key: Option<String>,
+        #[arg(long, value_name = "KEY", value_parser = IdempotencyKey::parse)]
+        idempotency_key: Option<IdempotencyKey>,
     },
     /// Show a user's balance
     #[command(

@@ -2,8 +2,8 @@
 //! Presentation only — no SQL and no rules live here.
 
 use booking::{
-    Balance, Concert, ConcertId, NewShowtime, Pricing, Seat, SeatStatus, SeedReport, Showtime,
-    ShowtimeId, SweepReport, VerifyReport,
+    Balance, Concert, ConcertId, NewShowtime, Points, Pricing, Seat, SeatStatus, SeedReport,
+    Showtime, ShowtimeId, SweepReport, VerifyReport,
 };
 use std::fmt::Write as _;
 use std::path::Path;
@@ -68,7 +68,7 @@ pub fn initialized(db: &Path, schema_version: usize) -> String {
 /// `showtime add`.
 pub fn showtime_added(id: ShowtimeId, concert: ConcertId, s: &NewShowtime) -> String {
     let price = match &s.price {
-        Pricing::Flat(p) => points(*p),
+        Pricing::Flat(p) => points(p.get()),
         Pricing::Sections(_) => "sectioned".into(),
     };
     format!(
@@ -88,18 +88,18 @@ pub fn seeded(r: &SeedReport) -> String {
 }
 
 /// `points charge`.
-pub fn charged(amount: i64, b: &Balance) -> String {
+pub fn charged(amount: Points, b: &Balance) -> String {
     format!(
         "charged {} points to {}; balance {}",
-        points(amount),
+        points(amount.get()),
         b.user_id,
-        points(b.balance)
+        points(b.balance.get())
     )
 }
 
 /// `points show`.
 pub fn balance(b: &Balance) -> String {
-    format!("{}: {} points", b.user_id, points(b.balance))
+    format!("{}: {} points", b.user_id, points(b.balance.get()))
 }
 
 /// `concert list`.
@@ -190,8 +190,8 @@ pub fn seat_map(showtime: ShowtimeId, seats: &[Seat], color: bool) -> String {
             let _ = write!(out, " {} ", cell(s.status, color));
         }
         out.push_str(&"   ".repeat(per_row - row.len()));
-        let lo = row.iter().map(|s| s.price).min().unwrap_or(0);
-        let hi = row.iter().map(|s| s.price).max().unwrap_or(0);
+        let lo = row.iter().map(|s| s.price.get()).min().unwrap_or(0);
+        let hi = row.iter().map(|s| s.price.get()).max().unwrap_or(0);
         let price = if lo == hi {
             points(lo)
         } else {

@@ -143,13 +143,15 @@ fn try_main(cli: &Cli) -> anyhow::Result<()> {
             })
         }
         Command::Concert(ConcertCmd::Add { title, venue }) => {
-            let id = open(cli, true)?.add_concert(title, venue)?;
+            let id = open(cli, true)?.operator().add_concert(title, venue)?;
             out.print(&json!({ "id": id }), |_| {
                 format!("added concert {id}: {title}")
             })
         }
         Command::Concert(ConcertCmd::List) => {
-            out.print(&open(cli, false)?.list_concerts()?, |l| format::concerts(l))
+            out.print(&open(cli, false)?.operator().concerts()?, |l| {
+                format::concerts(l)
+            })
         }
         Command::Showtime(ShowtimeCmd::Add {
             concert,
@@ -164,53 +166,64 @@ fn try_main(cli: &Cli) -> anyhow::Result<()> {
                 price: Pricing::Flat(*price),
             };
             let bar = out.progress(Some(u64::from(*seats)), "adding seats");
-            let id = with_progress(bar, |p| b.add_showtime_with_progress(*concert, &new, p))?;
+            let id = with_progress(bar, |p| b.operator().add_showtime(*concert, &new, p))?;
             out.print(&json!({ "id": id }), |_| {
                 format::showtime_added(id, *concert, &new)
             })
         }
         Command::Showtime(ShowtimeCmd::List { concert }) => out
-            .print(&open(cli, false)?.list_all_showtimes(*concert)?, |l| {
+            .print(&open(cli, false)?.operator().showtimes(*concert)?, |l| {
                 format::showtimes(l)
             }),
         Command::Seats { showtime } => {
             let color = out.interactive() && std::env::var_os("NO_COLOR").is_none();
-            let seats = open(cli, false)?.showtime_seats(*showtime)?;
+            let seats = open(cli, false)?.operator().seats(*showtime)?;
             out.print(&seats, |s| format::seat_map(*showtime, s, color))
         }
         Command::Seed { file, .. } => {
             let b = open(cli, true)?;
             let cat = match file {
                 Some(path) => read_catalog(path)?,
-                None => booking::catalog::demo_catalog(b.now()),
+                None => booking::demo_catalog(b.now()),
             };
             let bar = out.progress(Some(cat.total_seats()), "loading seats");
-            out.print(&with_progress(bar, |p| b.seed(&cat, p))?, format::seeded)
+            out.print(
+                &with_progress(bar, |p| b.operator().seed(&cat, p))?,
+                format::seeded,
+            )
         }
         Command::Points(PointsCmd::Charge {
             user,
             amount,
             idempotency_key,
         }) => {
-            let balance = open(cli, true)?.charge(*user, *amount, idempotency_key.as_deref())?;
+            let balance =
+                open(cli, true)?
+                    .operator()
+                    .charge(*user, *amount, idempotency_key.as_ref())?;
             out.print(&balance, |b| format::charged(*amount, b))
         }
         Command::Points(PointsCmd::Show { user }) => {
-            out.print(&open(cli, false)?.balance(*user)?, format::balance)
+            out.print(&open(cli, false)?.operator().balance(*user)?, format::balance)
         }
         Command::Queue(QueueCmd::Status) => {
-            out.print(&open(cli, false)?.queue_counts()?, format::queue_counts)
+            out.print(
+                &open(cli, false)?.operator().queue_counts()?,
+                format::queue_counts,
+            )
         }
         Command::Sweep => {
             let b = open(cli, true)?;
             out.print(
-                &with_progress(out.progress(None, "sweeping"), |_| b.sweep())?,
+                &with_progress(out.progress(None, "sweeping"), |_| b.operator().sweep())?,
                 format::sweep,
             )
         }
         Command::Verify => {
             let b = open(cli, false)?;
-            let report = with_progress(out.progress(None, "checking invariants"), |_| b.verify())?;
+            let report = with_progress(out.progress(None, "checking invariants"), |_| {
+                b.operator().verify()
+            })?;
             out.print(&report, format::verify)?;
             if report.ok {
                 return Ok(());
@@ -239,10 +252,10 @@ fn try_main(cli: &Cli) -> anyhow::Result<()> {
 /// A one-line pointer to the fix, where the library's message alone does not give it.
 fn hint(e: &booking::Error) -> Option<&'static str> {
     match e {
-        booking::Error::NotFound("concert") => {
+        booking::Error::NotFound(booking::Entity::Concert) => {
             Some("`booking-cli concert list` shows the concerts and their ids")
         }
-        booking::Error::NotFound("showtime") => {
+        booking::Error::NotFound(booking::Entity::Showtime) => {
             Some("`booking-cli showtime list --concert ID` shows a concert's showtimes")
         }
         booking::Error::Busy => {

@@ -100,7 +100,7 @@ fn try_main() -> anyhow::Result<bool> {
         Cmd::Verify { db } => {
             let b = open_for_checks(&db)?;
             let ok = verified(&b)?;
-            let payments = b.stats()?.payments;
+            let payments = b.operator().stats()?.payments;
             println!("sold seats: {}, payments: {payments}", sold_seats(&b)?);
             Ok(ok)
         }
@@ -169,7 +169,7 @@ fn open_for_checks(path: &PathBuf) -> anyhow::Result<Booking> {
 
 /// Runs `verify` and prints its verdict and violations; true when clean.
 fn verified(b: &Booking) -> anyhow::Result<bool> {
-    let verify = b.verify()?;
+    let verify = b.operator().verify()?;
     println!("verify: {}", if verify.ok { "ok" } else { "VIOLATIONS" });
     for v in &verify.violations {
         println!("  violation {}: {}", v.invariant, v.detail);
@@ -180,9 +180,10 @@ fn verified(b: &Booking) -> anyhow::Result<bool> {
 /// Seats sold across the whole catalog.
 fn sold_seats(b: &Booking) -> anyhow::Result<u64> {
     let mut sold = 0;
-    for c in b.list_concerts()? {
-        for st in b.list_all_showtimes(c.id)? {
-            let seats = b.showtime_seats(st.id)?;
+    let op = b.operator();
+    for c in op.concerts()? {
+        for st in op.showtimes(c.id)? {
+            let seats = op.seats(st.id)?;
             sold += seats
                 .iter()
                 .filter(|s| s.status == SeatStatus::Sold)

@@ -4,10 +4,9 @@
 //! file, before the server starts.
 
 use anyhow::{bail, Context};
-use booking::catalog::MAX_SEATS;
 use booking::{
-    Booking, CatalogFile, ConcertId, Config, Durability, GroupCommit, NewConcert, NewShowtime,
-    Pricing, SeatId, ShowtimeId, UserId,
+    Active, Booking, CatalogFile, ConcertId, Config, Durability, GroupCommit, NewConcert,
+    NewShowtime, Points, Pricing, SeatId, ShowtimeId, MAX_SEATS,
 };
 use std::fmt::Write as _;
 use std::path::Path;
@@ -41,7 +40,7 @@ pub struct Plan {
 }
 
 /// The price of every prepared seat.
-const PRICE: i64 = 50_000;
+const PRICE: Points = Points::new(50_000);
 
 /// Seeds the journey catalog into `db`, and with `out` the `wrk` data too (files in `out`).
 pub fn prepare(db: &Path, out: Option<&Path>, plan: &Plan) -> anyhow::Result<()> {
@@ -65,7 +64,7 @@ pub fn prepare(db: &Path, out: Option<&Path>, plan: &Plan) -> anyhow::Result<()>
                 )
             })
             .collect();
-        let r = b.seed(&CatalogFile { concerts }, &mut |_| {})?;
+        let r = b.operator().seed(&CatalogFile { concerts }, |_| {})?;
         println!(
             "journey catalog: {} concerts, {} showtimes, {} seats",
             r.concerts, r.showtimes, r.seats
@@ -86,10 +85,10 @@ pub fn prepare(db: &Path, out: Option<&Path>, plan: &Plan) -> anyhow::Result<()>
 
     let tickets = parallel(pays.len() as u64, |i| {
         let (showtime, seat) = pays[i as usize];
-        Ok(b.hold(pay_users[i as usize / 4].0, showtime, seat)?.id.0)
+        Ok(b.hold(&pay_users[i as usize / 4].0, showtime, seat)?.id.get())
     })?;
     parallel(pay_users.len() as u64, |u| {
-        b.charge(pay_users[u as usize].0, 4 * PRICE, None)?;
+        b.charge(&pay_users[u as usize].0, Points::new(4 * PRICE.get()), None)?;
         Ok(0)
     })?;
 
@@ -111,7 +110,7 @@ pub fn prepare(db: &Path, out: Option<&Path>, plan: &Plan) -> anyhow::Result<()>
             holds
                 .iter()
                 .enumerate()
-                .map(|(i, (st, seat))| format!("{} {} {}", hold_users[i / 4].1, st.0, seat.0)),
+                .map(|(i, (st, seat))| format!("{} {st} {seat}", hold_users[i / 4].1)),
         ),
     )?;
     write(
@@ -162,12 +161,12 @@ fn seats(
     if let Some(last) = c.showtimes.last_mut() {
         last.seats = (n - per * u64::from(dates - 1)).max(1) as u32;
     }
-    b.seed(&CatalogFile { concerts: vec![c] }, &mut |_| {})?;
-    let concert = b.list_concerts()?.pop().context("the concert just added")?;
+    b.operator().seed(&CatalogFile { concerts: vec![c] }, |_| {})?;
+    let concert = b.operator().concerts()?.pop().context("the concert just added")?;
     let mut all = Vec::with_capacity(n as usize);
-    for st in b.list_all_showtimes(concert.id)? {
+    for st in b.operator().showtimes(concert.id)? {
         all.extend(
-            b.list_seats(concert.id, st.id)?
+            b.operator().seats(st.id)?
                 .into_iter()
                 .map(|s| (st.id, s.id)),
         );
@@ -177,14 +176,15 @@ fn seats(
 }
 
 /// `n` new users, entered (and admitted) now: their ids and tokens.
-fn enter(b: &Booking, n: u64) -> anyhow::Result<Vec<(UserId, String)>> {
+fn enter(b: &Booking, n: u64) -> anyhow::Result<Vec<(Active, String)>> {
     let out = Mutex::new(Vec::with_capacity(n as usize));
     parallel(n, |_| {
         let e = b.enter_queue(None)?;
         if e.status.status != booking::EntryStatus::Active {
             bail!("a prepared user was not admitted: {:?}", e.status);
         }
-        out.lock().unwrap().push((e.status.user_id, e.token));
+        let who = b.authorize_active(&e.token)?;
+        out.lock().unwrap().push((who, e.token));
         Ok(0)
     })?;
     Ok(out.into_inner().unwrap())

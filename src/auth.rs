@@ -1,5 +1,11 @@
-//! Queue tokens: HS256 JWTs that point at a queue entry. The database stays the truth; the
-//! token only proves who is asking and which entry is theirs.
+//! Who is asking: queue tokens (HS256 JWTs that point at a queue entry) and the proofs the
+//! library hands out once a token checks out. The database stays the truth; the token only
+//! proves who is asking and which entry is theirs.
+//!
+//! [`Identity`] and [`Active`] can only be made by the library ([`crate::Booking::authorize`],
+//! [`crate::Booking::authorize_active`]), and the operations take them instead of bare user ids,
+//! so no caller can skip a guard. An [`Active`] proves the entry was active when it was made;
+//! every write it guards checks again, inside its own transaction.
 
 use crate::error::{Error, Result};
 use crate::ids::{EntryId, UserId};
@@ -21,13 +27,52 @@ pub struct Claims {
     pub exp: i64,
 }
 
-/// Who a verified token speaks for.
+/// Proof of a valid token (signature, HS256, lifetime): who is asking, and which queue entry is
+/// theirs. The *identity* guard of the contract.
+///
+/// ```compile_fail
+/// // Only the library makes proofs:
+/// let forged = booking::Identity { user_id: booking::UserId::new_random(), entry_id: todo!() };
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Principal {
+pub struct Identity {
+    user_id: UserId,
+    entry_id: EntryId,
+}
+
+impl Identity {
+    #[cfg(test)]
+    pub(crate) fn new(user_id: UserId, entry_id: EntryId) -> Identity {
+        Identity { user_id, entry_id }
+    }
+
     /// The token's user.
-    pub user_id: UserId,
+    pub fn user_id(&self) -> UserId {
+        self.user_id
+    }
+
     /// The token's queue entry.
-    pub entry_id: EntryId,
+    pub fn entry_id(&self) -> EntryId {
+        self.entry_id
+    }
+}
+
+/// Proof of a valid token whose queue entry was active when the proof was made: the *active*
+/// guard of the contract. Writes it guards check the entry again inside their transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Active(Identity);
+
+impl Active {
+    pub(crate) fn new(who: Identity) -> Active {
+        Active(who)
+    }
+}
+
+impl std::ops::Deref for Active {
+    type Target = Identity;
+    fn deref(&self) -> &Identity {
+        &self.0
+    }
 }
 
 /// Signs and verifies tokens with one secret.
@@ -56,7 +101,7 @@ impl Signer {
     }
 
     /// Verifies signature, algorithm (HS256 only) and lifetime against `now_secs`.
-    pub fn verify(&self, token: &str, now_secs: i64) -> Result<Principal> {
+    pub fn verify(&self, token: &str, now_secs: i64) -> Result<Identity> {
         let data = decode::<Claims>(token.trim(), &self.decoding, &self.validation)
             .map_err(|e| Error::Unauthorized(format!("invalid token: {e}")))?;
         let c = data.claims;
@@ -69,7 +114,7 @@ impl Signer {
             .map_err(|_| Error::Unauthorized("invalid token: bad subject".into()))?;
         let entry_id = EntryId::new(c.eid)
             .map_err(|_| Error::Unauthorized("invalid token: bad entry".into()))?;
-        Ok(Principal { user_id, entry_id })
+        Ok(Identity { user_id, entry_id })
     }
 }
 
@@ -93,7 +138,7 @@ mod tests {
         let b = Signer::new(b"secret-b-secret-b-secret-b-secret-b");
         let t = a.issue(&claims(1000)).unwrap();
         let p = a.verify(&t, 1000).unwrap();
-        assert_eq!(p.entry_id, EntryId(7));
+        assert_eq!(p.entry_id().get(), 7);
         assert_eq!(b.verify(&t, 1000).unwrap_err().code(), "unauthorized");
     }
 

@@ -29,11 +29,14 @@
 //! - `error`, `ids`, `money`, `clock`, `config`: the error enum, identifiers, [`Points`], time,
 //!   policy.
 //! - [`http`] (feature `server`): the only module that knows HTTP and JSON.
+//! - [`client`] (feature `client`): a small blocking client of the HTTP API.
 #![deny(missing_docs)]
 
 mod auth;
 mod booking;
 mod catalog;
+#[cfg(feature = "client")]
+pub mod client;
 mod clock;
 mod config;
 mod db;

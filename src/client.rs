@@ -1,0 +1,1 @@
+//! A small blocking client of `booking-server`'s HTTP API (feature `client`).

@@ -5,7 +5,8 @@
 
 use assert_cmd::cargo::cargo_bin_cmd;
 use booking::{
-    Booking, Clock, Config, Guard, ManualClock, Seat, ShowtimeId, SystemClock, Ticket, UserId,
+    Active, Booking, Clock, Config, ManualClock, Points, Seat, ShowtimeId, SystemClock, Ticket,
+    UserId,
 };
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -115,34 +116,32 @@ struct Lib {
 impl Lib {
     fn open(path: &Path, clock: Arc<dyn Clock>) -> Lib {
         let b = Booking::open_with_clock(path, Config::default(), clock).unwrap();
-        let c = b.list_concerts().unwrap()[0].id;
-        let showtime = b.list_showtimes(c).unwrap()[0].id;
-        let seats = b.list_seats(c, showtime).unwrap();
+        let op = b.operator();
+        let c = op.concerts().unwrap()[0].id;
+        let showtime = op.showtimes(c).unwrap()[0].id;
+        let seats = op.seats(showtime).unwrap();
         Lib { b, showtime, seats }
     }
 
     /// A new user, admitted.
-    fn user(&self) -> UserId {
+    fn user(&self) -> Active {
         let entered = self.b.enter_queue(None).unwrap();
-        self.b
-            .authorize(&entered.token, Guard::Active)
-            .unwrap()
-            .user_id
+        self.b.authorize_active(&entered.token).unwrap()
     }
 
-    fn hold(&self, user: UserId, seat: usize) -> Ticket {
+    fn hold(&self, who: &Active, seat: usize) -> Ticket {
         self.b
-            .hold(user, self.showtime, self.seats[seat].id)
+            .hold(who, self.showtime, self.seats[seat].id)
             .unwrap()
     }
 
     /// A new user holds `seat`, charges `points` and pays for it.
     fn sell(&self, seat: usize, points: i64) -> (UserId, Ticket) {
         let user = self.user();
-        let t = self.hold(user, seat);
-        self.b.charge(user, points, None).unwrap();
-        self.b.pay(user, t.id, None).unwrap();
-        (user, t)
+        let t = self.hold(&user, seat);
+        self.b.charge(&user, Points::new(points), None).unwrap();
+        self.b.pay(&user, t.id, None).unwrap();
+        (user.user_id(), t)
     }
 }
 
@@ -264,7 +263,7 @@ fn seats_show_as_a_grid_for_people_and_a_list_for_scripts() {
     // A hold and a sale made through the library show up in the CLI's seat map.
     let lib = Lib::open(&db.path, Arc::new(SystemClock));
     lib.sell(2, 150_000);
-    lib.hold(lib.user(), 4);
+    lib.hold(&lib.user(), 4);
     let (st, seats) = (lib.showtime, &lib.seats);
 
     let list = db.json(&["seats", "--showtime", &st.to_string()]);
@@ -497,6 +496,16 @@ fn malformed_values_and_unknown_commands_are_usage_errors() {
         vec!["points", "charge", "--user", "not-a-uuid", "--amount", "5"],
         vec!["points", "show", "--user", "1234"],
         vec!["points", "charge", "--user", USER, "--amount", "lots"],
+        vec![
+            "points",
+            "charge",
+            "--user",
+            USER,
+            "--amount",
+            "5",
+            "--idempotency-key",
+            "a b",
+        ],
         vec!["showtime", "list", "--concert", "abc"],
         vec!["showtime", "list", "--concert", "0"],
         vec!["seats", "--showtime", "-3"],
@@ -517,6 +526,27 @@ fn malformed_values_and_unknown_commands_are_usage_errors() {
     );
     let err = db.fails(&["points", "show", "--user", "1234"], 2, "usage");
     assert!(err.contains("is not a UUID"), "{err}");
+    // An idempotency key is parsed with the other values: a malformed one charges nothing.
+    let long = "k".repeat(256);
+    let err = db.fails(
+        &[
+            "points",
+            "charge",
+            "--user",
+            USER,
+            "--amount",
+            "5",
+            "--idempotency-key",
+            &long,
+        ],
+        2,
+        "usage",
+    );
+    assert!(
+        err.contains("--idempotency-key") && err.contains("visible ASCII"),
+        "{err}"
+    );
+    assert_eq!(db.json(&["points", "show", "--user", USER])["balance"], 0);
     // A well-formed time in the past is the library's refusal: exit 1.
     let err = db.fails(&add("2001-01-01T00:00:00Z"), 1, "invalid_request");
     assert!(err.contains("not in the future"), "{err}");
@@ -607,7 +637,7 @@ fn sweep_expires_lapsed_holds_and_reports_counts() {
     // A hold made ten minutes ago (a clock set back) has lapsed by now.
     let clock = ManualClock::new(chrono::Utc::now() - chrono::Duration::minutes(10));
     let lib = Lib::open(&db.path, Arc::new(clock));
-    lib.hold(lib.user(), 0);
+    lib.hold(&lib.user(), 0);
     drop(lib);
     let text = db.text(&["sweep"]);
     assert!(text.starts_with("swept: 1 lapsed holds expired"), "{text}");
@@ -625,8 +655,8 @@ fn busy_db() -> (Db, UserId, i64) {
     db.json(&["seed", "demo"]);
     let lib = Lib::open(&db.path, Arc::new(SystemClock));
     let (user, ticket) = lib.sell(0, 200_000);
-    lib.hold(lib.user(), 1);
-    (db, user, ticket.id.0)
+    lib.hold(&lib.user(), 1);
+    (db, user, ticket.id.get())
 }
 
 #[test]
@@ -782,12 +812,13 @@ fn cli_and_another_writer_share_one_database() {
     // ... and the library sees the CLI's.
     let b = Booking::open(&db.path, Config::default()).unwrap();
     assert_eq!(
-        b.balance(UserId::parse(&cli_user).unwrap())
+        b.operator()
+            .balance(UserId::parse(&cli_user).unwrap())
             .unwrap()
             .balance,
-        8_000
+        Points::new(8_000)
     );
-    assert_eq!(b.list_concerts().unwrap().len(), 3 + 8);
+    assert_eq!(b.operator().concerts().unwrap().len(), 3 + 8);
     assert_eq!(
         db.json(&["verify"]),
         json!({ "ok": true, "violations": [] })
@@ -800,11 +831,15 @@ fn library_writes(path: &Path) -> (UserId, i64, usize) {
     let user = lib.user();
     let mut tickets = Vec::new();
     for i in 0..20 {
-        lib.b.charge(user, 10_000, None).unwrap();
+        lib.b.charge(&user, Points::new(10_000), None).unwrap();
         if i % 7 == 0 {
-            tickets.push(lib.hold(user, i));
+            tickets.push(lib.hold(&user, i));
         }
     }
-    lib.b.pay(user, tickets[0].id, None).unwrap();
-    (user, lib.showtime.0, lib.seats[0].number as usize)
+    lib.b.pay(&user, tickets[0].id, None).unwrap();
+    (
+        user.user_id(),
+        lib.showtime.get(),
+        lib.seats[0].number as usize,
+    )
 }

@@ -1,28 +1,27 @@
 //! `verify` catches each broken invariant when a test tampers with the database behind the
-//! library's back, and names what is broken.
-#[path = "fixture/mod.rs"]
+//! library's back, and names what is broken; and the fixture's own end-of-test `verify` really
+//! fails a test that leaves a broken database.
 mod fixture;
-#[allow(dead_code)]
-const GROUP_COMMIT: bool = false;
 
 use booking::*;
 use fixture::*;
+use rstest_reuse::apply;
 
-/// A fixture with one paid ticket (seat 1) and one live hold (seat 2) of the same user.
-fn sold() -> (Fixture, UserId, Ticket, Ticket) {
-    let f = fixture();
-    let (u, _) = f.active_user();
-    f.b.charge(u, 50_000, None).unwrap();
-    let paid = f.b.hold(u, f.showtime, f.seats[0]).unwrap();
-    f.b.pay(u, paid.id, None).unwrap();
-    let (v, _) = f.active_user();
-    let held = f.b.hold(v, f.showtime, f.seats[1]).unwrap();
+/// A fixture with one paid ticket (seat 1) of one user and one live hold (seat 2) of another.
+fn sold(backend: Backend) -> (Fixture, Identity, Ticket, Ticket) {
+    let f = fixture(backend);
+    let u = f.active_user();
+    f.b.charge(&u, pts(50_000), None).unwrap();
+    let paid = f.b.hold(&u, f.showtime, f.seats[0]).unwrap();
+    f.b.pay(&u, paid.id, None).unwrap();
+    let v = f.active_user();
+    let held = f.b.hold(&v, f.showtime, f.seats[1]).unwrap();
     f.assert_verified();
-    (f, u, paid, held)
+    (f, *u, paid, held)
 }
 
 fn broken(f: &Fixture) -> Vec<(&'static str, String)> {
-    let r = f.b.verify().unwrap();
+    let r = f.op().verify().unwrap();
     assert!(!r.ok);
     r.violations
         .into_iter()
@@ -34,45 +33,73 @@ fn has(v: &[(&'static str, String)], invariant: &str, detail: &str) -> bool {
     v.iter().any(|(i, d)| *i == invariant && d.contains(detail))
 }
 
-#[test]
-fn a_balance_that_disagrees_with_its_ledger() {
-    let (f, u, _, _) = sold();
-    f.raw()
+#[apply(backends)]
+fn a_balance_that_disagrees_with_its_ledger(#[case] backend: Backend) {
+    let (f, u, _, _) = sold(backend);
+    f.tamper()
         .execute(
             "UPDATE wallets SET balance = balance + 1 WHERE user_id = ?1",
-            [u.to_string()],
+            [u.user_id().to_string()],
         )
         .unwrap();
     let v = broken(&f);
-    assert!(has(&v, "wallet_equals_ledger", &u.to_string()), "{v:?}");
+    assert!(
+        has(&v, "wallet_equals_ledger", &u.user_id().to_string()),
+        "{v:?}"
+    );
 }
 
-#[test]
-fn a_wallet_past_the_maximum_balance() {
-    let (f, u, _, _) = sold();
+#[apply(backends)]
+fn ledger_rows_without_a_wallet(#[case] backend: Backend) {
+    let (f, u, _, _) = sold(backend);
+    f.tamper()
+        .execute(
+            "DELETE FROM wallets WHERE user_id = ?1",
+            [u.user_id().to_string()],
+        )
+        .unwrap();
+    let v = broken(&f);
+    assert!(
+        has(&v, "ledger_has_wallet", &u.user_id().to_string()),
+        "{v:?}"
+    );
+}
+
+/// Nothing is tampered with: a handle with a stricter policy reads the same file and finds the
+/// wallet past its maximum. (The fixture's own handle still finds the database valid.)
+#[apply(backends)]
+fn a_wallet_past_the_maximum_balance(#[case] backend: Backend) {
+    let (f, u, _, _) = sold(backend);
     let strict = Booking::open(
         f.b.path(),
         Config {
-            max_balance: 100,
-            ..test_config()
+            max_balance: pts(100),
+            ..test_config(backend)
         },
     )
     .unwrap();
     let v: Vec<_> = strict
+        .operator()
         .verify()
         .unwrap()
         .violations
         .into_iter()
         .map(|v| (v.invariant, v.detail))
         .collect();
-    assert!(has(&v, "balance_within_limits", &u.to_string()), "{v:?}");
+    assert!(
+        has(&v, "balance_within_limits", &u.user_id().to_string()),
+        "{v:?}"
+    );
 }
 
-#[test]
-fn a_paid_ticket_whose_seat_is_not_sold() {
-    let (f, _, paid, _) = sold();
-    f.raw()
-        .execute("UPDATE seats SET sold = 0 WHERE id = ?1", [paid.seat_id.0])
+#[apply(backends)]
+fn a_paid_ticket_whose_seat_is_not_sold(#[case] backend: Backend) {
+    let (f, _, paid, _) = sold(backend);
+    f.tamper()
+        .execute(
+            "UPDATE seats SET sold = 0 WHERE id = ?1",
+            [paid.seat_id.get()],
+        )
         .unwrap();
     let v = broken(&f);
     assert!(
@@ -85,13 +112,33 @@ fn a_paid_ticket_whose_seat_is_not_sold() {
     );
 }
 
-#[test]
-fn a_sold_seat_without_its_paid_ticket() {
-    let (f, _, paid, _) = sold();
-    f.raw()
+#[apply(backends)]
+fn a_live_hold_its_seat_does_not_carry(#[case] backend: Backend) {
+    let (f, _, _, held) = sold(backend);
+    f.tamper()
+        .execute(
+            "UPDATE seats SET ticket_id = NULL, held_until = NULL WHERE id = ?1",
+            [held.seat_id.get()],
+        )
+        .unwrap();
+    let v = broken(&f);
+    assert!(
+        has(
+            &v,
+            "live_hold_is_the_seats_claim",
+            &format!("ticket {}", held.id)
+        ),
+        "{v:?}"
+    );
+}
+
+#[apply(backends)]
+fn a_sold_seat_without_its_paid_ticket(#[case] backend: Backend) {
+    let (f, _, paid, _) = sold(backend);
+    f.tamper()
         .execute(
             "UPDATE tickets SET status = 'expired', paid_at = NULL WHERE id = ?1",
-            [paid.id.0],
+            [paid.id.get()],
         )
         .unwrap();
     let v = broken(&f);
@@ -109,13 +156,13 @@ fn a_sold_seat_without_its_paid_ticket() {
     );
 }
 
-#[test]
-fn a_payment_for_the_wrong_amount() {
-    let (f, _, paid, _) = sold();
-    f.raw()
+#[apply(backends)]
+fn a_payment_for_the_wrong_amount(#[case] backend: Backend) {
+    let (f, _, paid, _) = sold(backend);
+    f.tamper()
         .execute(
             "UPDATE payments SET amount = amount - 1 WHERE ticket_id = ?1",
-            [paid.id.0],
+            [paid.id.get()],
         )
         .unwrap();
     let v = broken(&f);
@@ -126,12 +173,12 @@ fn a_payment_for_the_wrong_amount() {
     assert!(has(&v, "payment_has_ledger_row", "payment"), "{v:?}");
 }
 
-#[test]
-fn a_paid_ticket_without_a_payment() {
-    let (f, _, paid, _) = sold();
-    let raw = f.raw();
+#[apply(backends)]
+fn a_paid_ticket_without_a_payment(#[case] backend: Backend) {
+    let (f, _, paid, _) = sold(backend);
+    let raw = f.tamper();
     raw.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
-    raw.execute("DELETE FROM payments WHERE ticket_id = ?1", [paid.id.0])
+    raw.execute("DELETE FROM payments WHERE ticket_id = ?1", [paid.id.get()])
         .unwrap();
     let v = broken(&f);
     assert!(
@@ -145,16 +192,16 @@ fn a_paid_ticket_without_a_payment() {
     assert!(has(&v, "foreign_keys", "point_ledger"), "{v:?}");
 }
 
-#[test]
-fn two_live_tickets_on_one_seat() {
-    let (f, _, _, held) = sold();
-    let raw = f.raw();
+#[apply(backends)]
+fn two_live_tickets_on_one_seat(#[case] backend: Backend) {
+    let (f, _, _, held) = sold(backend);
+    let raw = f.tamper();
     raw.execute_batch("DROP INDEX tickets_one_live_per_seat")
         .unwrap();
     raw.execute(
         "INSERT INTO tickets (user_id, showtime_id, seat_id, price, status, created_at, held_until)
          SELECT user_id, showtime_id, seat_id, price, status, created_at, held_until FROM tickets WHERE id = ?1",
-        [held.id.0],
+        [held.id.get()],
     )
     .unwrap();
     let v = broken(&f);
@@ -168,13 +215,13 @@ fn two_live_tickets_on_one_seat() {
     );
 }
 
-#[test]
-fn a_showtime_whose_sold_count_is_off() {
-    let (f, _, _, _) = sold();
-    f.raw()
+#[apply(backends)]
+fn a_showtime_whose_sold_count_is_off(#[case] backend: Backend) {
+    let (f, _, _, _) = sold(backend);
+    f.tamper()
         .execute(
             "UPDATE showtimes SET sold_seats = 0 WHERE id = ?1",
-            [f.showtime.0],
+            [f.showtime.get()],
         )
         .unwrap();
     let v = broken(&f);
@@ -188,24 +235,102 @@ fn a_showtime_whose_sold_count_is_off() {
     );
 }
 
-#[test]
-fn the_ledger_refuses_to_be_rewritten() {
-    let (f, u, _, _) = sold();
+/// Every rewrite is refused, so the database stays valid: the raw connection is not `tamper`,
+/// and the end-of-test `verify` checks that nothing changed.
+#[apply(backends)]
+fn the_ledger_refuses_to_be_rewritten(#[case] backend: Backend) {
+    let (f, u, _, _) = sold(backend);
+    let user = u.user_id().to_string();
     let raw = f.raw();
     let update = raw.execute(
         "UPDATE point_ledger SET amount = 1 WHERE user_id = ?1",
-        [u.to_string()],
+        [&user],
     );
     assert!(update.unwrap_err().to_string().contains("append-only"));
-    let delete = raw.execute(
-        "DELETE FROM point_ledger WHERE user_id = ?1",
-        [u.to_string()],
-    );
+    let delete = raw.execute("DELETE FROM point_ledger WHERE user_id = ?1", [&user]);
     assert!(delete.unwrap_err().to_string().contains("append-only"));
     let negative = raw.execute(
         "UPDATE wallets SET balance = -1 WHERE user_id = ?1",
-        [u.to_string()],
+        [&user],
     );
     assert!(negative.is_err(), "CHECK (balance >= 0)");
     f.assert_verified();
+}
+
+mod the_fixtures_own_verify {
+    use super::*;
+
+    /// Runs `body` on a fixture with a sale and a hold, in a thread of its own, then drops the
+    /// fixture there: the drop's panic message, if it panicked.
+    fn drop_after(
+        backend: Backend,
+        body: impl FnOnce(&Fixture, UserId) + Send + 'static,
+    ) -> Option<String> {
+        let r = std::thread::spawn(move || {
+            let (f, u, _, _) = sold(backend);
+            body(&f, u.user_id());
+            drop(f);
+        })
+        .join();
+        match r {
+            Ok(()) => None,
+            Err(payload) => Some(
+                payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "a panic without a message".into()),
+            ),
+        }
+    }
+
+    fn break_wallet(raw: rusqlite::Connection, user: UserId) {
+        raw.execute(
+            "UPDATE wallets SET balance = balance + 1 WHERE user_id = ?1",
+            [user.to_string()],
+        )
+        .unwrap();
+    }
+
+    #[apply(backends)]
+    fn fails_a_test_that_leaves_a_broken_database(#[case] backend: Backend) {
+        let user = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let seen = user.clone();
+        let msg = drop_after(backend, move |f, u| {
+            *seen.lock().unwrap() = Some(u);
+            // Not `tamper`: the fixture is not told.
+            break_wallet(f.raw(), u);
+        })
+        .expect("dropping a fixture over a broken database panics");
+        let u = user.lock().unwrap().expect("the body ran");
+        assert!(msg.contains("verify rejects"), "{msg}");
+        assert!(msg.contains("wallet_equals_ledger"), "{msg}");
+        assert!(msg.contains(&u.to_string()), "{msg}");
+    }
+
+    #[apply(backends)]
+    fn passes_a_test_that_leaves_a_valid_database(#[case] backend: Backend) {
+        let msg = drop_after(backend, |f, u| {
+            // Reading behind the library's back changes nothing.
+            let n: i64 = f
+                .raw()
+                .query_row(
+                    "SELECT COUNT(*) FROM point_ledger WHERE user_id = ?1",
+                    [u.to_string()],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(n, 2, "a charge and a payment");
+        });
+        assert_eq!(msg, None);
+    }
+
+    #[apply(backends)]
+    fn is_off_once_the_test_says_it_tampers(#[case] backend: Backend) {
+        let msg = drop_after(backend, |f, u| {
+            break_wallet(f.tamper(), u);
+            assert!(!f.op().verify().unwrap().ok, "the wallet is broken");
+        });
+        assert_eq!(msg, None);
+    }
 }

@@ -1,22 +1,18 @@
 //! The waiting room: admission, positions, TTLs, the guards and tokens.
-#[path = "fixture/mod.rs"]
 mod fixture;
-/// Request writes run one transaction each here; `tests/batched.rs` runs this file again through
-/// the group-commit writer.
-#[allow(dead_code)]
-const GROUP_COMMIT: bool = false;
 
 use booking::*;
 use fixture::*;
+use rstest_reuse::apply;
 use std::time::Duration;
 
-fn small_room(max_active: u32) -> Fixture {
-    fixture_with(test_config().with_max_active(max_active))
+fn small_room(backend: Backend, max_active: u32) -> Fixture {
+    fixture_with(backend, |c| c.with_max_active(max_active))
 }
 
-#[test]
-fn entering_with_room_admits_at_once() {
-    let f = fixture();
+#[apply(backends)]
+fn entering_with_room_admits_at_once(#[case] backend: Backend) {
+    let f = fixture(backend);
     let e = f.b.enter_queue(None).unwrap();
     assert!(e.created);
     assert_eq!(e.status.status, EntryStatus::Active);
@@ -26,12 +22,13 @@ fn entering_with_room_admits_at_once() {
         e.status.expires_at,
         Some(f.clock.now() + chrono::Duration::minutes(10))
     );
-    f.b.authorize(&e.token, Guard::Active).unwrap();
+    let who = f.b.authorize_active(&e.token).unwrap();
+    assert_eq!(who.user_id(), e.status.user_id);
 }
 
-#[test]
-fn without_room_users_wait_in_order_with_positions_and_estimates() {
-    let f = small_room(2);
+#[apply(backends)]
+fn without_room_users_wait_in_order_with_positions_and_estimates(#[case] backend: Backend) {
+    let f = small_room(backend, 2);
     let _a = f.b.enter_queue(None).unwrap();
     let _b = f.b.enter_queue(None).unwrap();
     let c = f.b.enter_queue(None).unwrap();
@@ -44,80 +41,70 @@ fn without_room_users_wait_in_order_with_positions_and_estimates() {
         c.status.expires_at,
         Some(f.clock.now() + chrono::Duration::minutes(5))
     );
-    let p = f.b.authorize(&c.token, Guard::Identity).unwrap();
-    assert_eq!(
-        code(f.b.authorize(&c.token, Guard::Active)),
-        "queue_not_active"
-    );
+    let p = f.b.authorize(&c.token).unwrap();
+    assert_eq!(code(f.b.authorize_active(&c.token)), "queue_not_active");
     assert_eq!(f.b.queue_status(&p).unwrap().position, 1);
 }
 
-#[test]
-fn entering_again_returns_the_same_live_entry() {
-    let f = small_room(1);
+#[apply(backends)]
+fn entering_again_returns_the_same_live_entry(#[case] backend: Backend) {
+    let f = small_room(backend, 1);
     f.b.enter_queue(None).unwrap();
     let w = f.b.enter_queue(None).unwrap();
     let user = w.status.user_id;
     let again = f.b.enter_queue(Some(user)).unwrap();
     assert!(!again.created);
     assert_eq!(again.status.position, w.status.position);
-    let p1 = f.b.authorize(&w.token, Guard::Identity).unwrap();
-    let p2 = f.b.authorize(&again.token, Guard::Identity).unwrap();
-    assert_eq!(p1.entry_id, p2.entry_id);
-    assert_eq!(f.b.queue_counts().unwrap().waiting, 1);
+    let p1 = f.b.authorize(&w.token).unwrap();
+    let p2 = f.b.authorize(&again.token).unwrap();
+    assert_eq!(p1.entry_id(), p2.entry_id());
+    assert_eq!(f.op().queue_counts().unwrap().waiting, 1);
 }
 
-#[test]
-fn payment_ends_the_turn_and_the_next_poll_admits_the_first_waiting_user() {
-    let f = small_room(1);
-    let (a, pa) = f.active_user();
+#[apply(backends)]
+fn payment_ends_the_turn_and_the_next_poll_admits_the_first_waiting_user(#[case] backend: Backend) {
+    let f = small_room(backend, 1);
+    let a = f.active_user();
     let w1 = f.b.enter_queue(None).unwrap();
     let w2 = f.b.enter_queue(None).unwrap();
-    let p1 = f.b.authorize(&w1.token, Guard::Identity).unwrap();
-    let p2 = f.b.authorize(&w2.token, Guard::Identity).unwrap();
-    let t = f.b.hold(a, f.showtime, f.seats[0]).unwrap();
-    f.b.charge(a, t.price, None).unwrap();
-    f.b.pay(a, t.id, None).unwrap();
-    assert_eq!(f.b.queue_status(&pa).unwrap().status, EntryStatus::Expired);
-    assert_eq!(
-        code(f.b.authorize(&w2_token(&w2), Guard::Active)),
-        "queue_not_active"
-    );
+    let p1 = f.b.authorize(&w1.token).unwrap();
+    let p2 = f.b.authorize(&w2.token).unwrap();
+    let t = f.b.hold(&a, f.showtime, f.seats[0]).unwrap();
+    f.b.charge(&a, t.price, None).unwrap();
+    f.b.pay(&a, t.id, None).unwrap();
+    assert_eq!(f.b.queue_status(&a).unwrap().status, EntryStatus::Expired);
+    assert_eq!(code(f.b.authorize_active(&w2.token)), "queue_not_active");
     // The second in line polls first: the slot still goes to the first in line.
     let s2 = f.b.queue_status(&p2).unwrap();
     assert_eq!((s2.status, s2.position), (EntryStatus::Waiting, 1));
     let s1 = f.b.queue_status(&p1).unwrap();
     assert_eq!(s1.status, EntryStatus::Active);
-    f.b.authorize(&w1.token, Guard::Active).unwrap();
+    f.b.authorize_active(&w1.token).unwrap();
 }
 
-fn w2_token(e: &Entered) -> String {
-    e.token.clone()
-}
-
-#[test]
-fn active_sessions_end_after_the_active_ttl_and_free_their_slot() {
-    let f = small_room(1);
-    let (_, pa) = f.active_user();
+#[apply(backends)]
+fn active_sessions_end_after_the_active_ttl_and_free_their_slot(#[case] backend: Backend) {
+    let f = small_room(backend, 1);
+    let a = f.active_user();
     let w = f.b.enter_queue(None).unwrap();
-    let pw = f.b.authorize(&w.token, Guard::Identity).unwrap();
+    let pw = f.b.authorize(&w.token).unwrap();
     f.advance(Duration::from_secs(4 * 60));
     assert_eq!(f.b.queue_status(&pw).unwrap().status, EntryStatus::Waiting);
     f.advance(Duration::from_secs(4 * 60));
     assert_eq!(f.b.queue_status(&pw).unwrap().status, EntryStatus::Waiting);
     f.advance(Duration::from_secs(2 * 60)); // the active user's 10 minutes are over
-    assert_eq!(f.b.queue_status(&pa).unwrap().status, EntryStatus::Expired);
+    assert_eq!(f.b.queue_status(&a).unwrap().status, EntryStatus::Expired);
     assert_eq!(f.b.queue_status(&pw).unwrap().status, EntryStatus::Active);
 }
 
-#[test]
-fn waiting_entries_not_polled_drop_out_and_stop_counting_ahead() {
-    let f = small_room(1);
+#[apply(backends)]
+fn waiting_entries_not_polled_drop_out_and_stop_counting_ahead(#[case] backend: Backend) {
+    let f = small_room(backend, 1);
     f.active_user();
     let gone = f.b.enter_queue(None).unwrap();
     let stay = f.b.enter_queue(None).unwrap();
-    let pg = f.b.authorize(&gone.token, Guard::Identity).unwrap();
-    let ps = f.b.authorize(&stay.token, Guard::Identity).unwrap();
+    let pg = f.b.authorize(&gone.token).unwrap();
+    let ps = f.b.authorize(&stay.token).unwrap();
     assert_eq!(stay.status.position, 2);
     for _ in 0..5 {
         f.advance(Duration::from_secs(90));
@@ -132,29 +119,30 @@ fn waiting_entries_not_polled_drop_out_and_stop_counting_ahead() {
     assert_eq!(back.status.position, 2);
 }
 
-#[test]
-fn positions_never_grow_while_waiting() {
-    let f = small_room(3);
+#[apply(backends)]
+fn positions_never_grow_while_waiting(#[case] backend: Backend) {
+    let f = small_room(backend, 3);
     let entries: Vec<_> = (0..12).map(|_| f.b.enter_queue(None).unwrap()).collect();
-    let principals: Vec<_> = entries
+    let identities: Vec<_> = entries
         .iter()
-        .map(|e| f.b.authorize(&e.token, Guard::Identity).unwrap())
+        .map(|e| f.b.authorize(&e.token).unwrap())
         .collect();
     let mut last: Vec<i64> = entries.iter().map(|e| e.status.position).collect();
+    let mut paid = 0;
     for round in 0..8 {
         // Each round one active user pays, and new users keep arriving behind.
-        if let Some((i, _)) = principals
+        if let Some(i) = identities
             .iter()
-            .enumerate()
-            .find(|(_, p)| f.b.queue_status(p).unwrap().status == EntryStatus::Active)
+            .position(|p| f.b.queue_status(p).unwrap().status == EntryStatus::Active)
         {
-            let user = principals[i].user_id;
-            let t = f.b.hold(user, f.showtime, f.seats[round]).unwrap();
-            f.b.charge(user, t.price, None).unwrap();
-            f.b.pay(user, t.id, None).unwrap();
+            let who = f.b.authorize_active(&entries[i].token).unwrap();
+            let t = f.b.hold(&who, f.showtime, f.seats[round]).unwrap();
+            f.b.charge(&who, t.price, None).unwrap();
+            f.b.pay(&who, t.id, None).unwrap();
+            paid += 1;
         }
         f.b.enter_queue(None).unwrap();
-        for (i, p) in principals.iter().enumerate() {
+        for (i, p) in identities.iter().enumerate() {
             let s = f.b.queue_status(p).unwrap();
             if s.status == EntryStatus::Waiting {
                 assert!(s.position <= last[i], "position grew for entry {i}");
@@ -163,18 +151,19 @@ fn positions_never_grow_while_waiting() {
             last[i] = s.position;
         }
     }
+    assert_eq!(paid, 8, "every round had an active user to pay");
 }
 
-#[test]
-fn admit_per_minute_limits_new_admissions() {
-    let f = fixture_with(test_config().with_max_active(100).with_admit_per_minute(2));
+#[apply(backends)]
+fn admit_per_minute_limits_new_admissions(#[case] backend: Backend) {
+    let f = fixture_with(backend, |c| c.with_max_active(100).with_admit_per_minute(2));
     let es: Vec<_> = (0..5).map(|_| f.b.enter_queue(None).unwrap()).collect();
     let statuses: Vec<_> = es.iter().map(|e| e.status.status).collect();
     assert_eq!(statuses[..2], [EntryStatus::Active, EntryStatus::Active]);
     assert!(statuses[2..].iter().all(|s| *s == EntryStatus::Waiting));
     assert_eq!(es[4].status.estimated_wait_seconds, Some(120));
-    let p2 = f.b.authorize(&es[2].token, Guard::Identity).unwrap();
-    let p4 = f.b.authorize(&es[4].token, Guard::Identity).unwrap();
+    let p2 = f.b.authorize(&es[2].token).unwrap();
+    let p4 = f.b.authorize(&es[4].token).unwrap();
     f.advance(Duration::from_secs(30));
     assert_eq!(f.b.queue_status(&p2).unwrap().status, EntryStatus::Waiting);
     f.advance(Duration::from_secs(31));
@@ -182,16 +171,15 @@ fn admit_per_minute_limits_new_admissions() {
     assert_eq!(f.b.queue_status(&p4).unwrap().position, 1);
 }
 
-#[test]
-fn a_poll_that_changes_nothing_takes_no_write_lock() {
-    let f = fixture_with(
-        test_config()
-            .with_max_active(1)
-            .with_busy_timeout(Duration::from_millis(50)),
-    );
-    let (_, active) = f.active_user();
+#[apply(backends)]
+fn a_poll_that_changes_nothing_takes_no_write_lock(#[case] backend: Backend) {
+    let f = fixture_with(backend, |c| {
+        c.with_max_active(1)
+            .with_busy_timeout(Duration::from_millis(50))
+    });
+    let active = f.active_user();
     let w = f.b.enter_queue(None).unwrap();
-    let waiting = f.b.authorize(&w.token, Guard::Identity).unwrap();
+    let waiting = f.b.authorize(&w.token).unwrap();
     // Another process holds the write lock.
     let raw = f.raw();
     raw.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -200,25 +188,25 @@ fn a_poll_that_changes_nothing_takes_no_write_lock() {
         EntryStatus::Active
     );
     assert_eq!(f.b.queue_status(&waiting).unwrap().position, 1);
-    f.b.authorize(&w.token, Guard::Identity).unwrap();
+    f.b.authorize(&w.token).unwrap();
     // A write has to wait for the lock and reports `busy` once the timeout passes.
     assert_eq!(code(f.b.enter_queue(None)), "busy");
     raw.execute_batch("ROLLBACK").unwrap();
     f.b.enter_queue(None).unwrap();
 }
 
-#[test]
-fn sweep_tidies_lapsed_entries_without_changing_any_answer() {
-    let f = small_room(1);
-    let (_, pa) = f.active_user();
+#[apply(backends)]
+fn sweep_tidies_lapsed_entries_without_changing_any_answer(#[case] backend: Backend) {
+    let f = small_room(backend, 1);
+    let a = f.active_user();
     let w = f.b.enter_queue(None).unwrap();
     f.advance(Duration::from_secs(11 * 60));
-    let report = f.b.sweep().unwrap();
+    let report = f.op().sweep().unwrap();
     assert_eq!(report.expired_entries, 2, "{report:?}");
-    assert_eq!(f.b.queue_status(&pa).unwrap().status, EntryStatus::Expired);
-    let pw = f.b.authorize(&w.token, Guard::Identity).unwrap();
+    assert_eq!(f.b.queue_status(&a).unwrap().status, EntryStatus::Expired);
+    let pw = f.b.authorize(&w.token).unwrap();
     assert_eq!(f.b.queue_status(&pw).unwrap().status, EntryStatus::Expired);
-    let counts = f.b.queue_counts().unwrap();
+    let counts = f.op().queue_counts().unwrap();
     assert_eq!((counts.waiting, counts.active, counts.expired), (0, 0, 2));
 }
 
@@ -231,18 +219,18 @@ mod tokens {
         t.split('.').map(str::to_string).collect()
     }
 
-    #[test]
-    fn tokens_survive_reopening_and_are_shared_by_handles_on_one_file() {
-        let f = fixture();
+    #[apply(backends)]
+    fn tokens_survive_reopening_and_are_shared_by_handles_on_one_file(#[case] backend: Backend) {
+        let f = fixture(backend);
         let e = f.b.enter_queue(None).unwrap();
-        let other = Booking::open(f.b.path(), test_config()).unwrap();
-        let p = other.authorize(&e.token, Guard::Active).unwrap();
-        assert_eq!(p.user_id, e.status.user_id);
+        let other = Booking::open(f.b.path(), test_config(backend)).unwrap();
+        let p = other.authorize_active(&e.token).unwrap();
+        assert_eq!(p.user_id(), e.status.user_id);
     }
 
-    #[test]
-    fn forged_tokens_are_unauthorized() {
-        let f = fixture();
+    #[apply(backends)]
+    fn forged_tokens_are_unauthorized(#[case] backend: Backend) {
+        let f = fixture(backend);
         let e = f.b.enter_queue(None).unwrap();
         let p = parts(&e.token);
         // alg none, no signature.
@@ -251,15 +239,12 @@ mod tokens {
             format!("{none_header}.{}.", p[1]),
             format!("{none_header}.{}", p[1]),
         ] {
-            assert_eq!(
-                code(f.b.authorize(&forged, Guard::Identity)),
-                "unauthorized"
-            );
+            assert_eq!(code(f.b.authorize(&forged)), "unauthorized");
         }
         // Another algorithm named in the header, same signature.
         let hs512 = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS512","typ":"JWT"}"#);
         assert_eq!(
-            code(f.b.authorize(&format!("{hs512}.{}.{}", p[1], p[2]), Guard::Identity)),
+            code(f.b.authorize(&format!("{hs512}.{}.{}", p[1], p[2]))),
             "unauthorized"
         );
         // Tampered payload: another user's id, original signature.
@@ -268,7 +253,7 @@ mod tokens {
         claims["sub"] = serde_json::json!(UserId::new_random().to_string());
         let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
         assert_eq!(
-            code(f.b.authorize(&format!("{}.{body}.{}", p[0], p[2]), Guard::Identity)),
+            code(f.b.authorize(&format!("{}.{body}.{}", p[0], p[2]))),
             "unauthorized"
         );
         // Signed with another key.
@@ -279,45 +264,44 @@ mod tokens {
             &jsonwebtoken::EncodingKey::from_secret(b"not the server's secret"),
         )
         .unwrap();
-        assert_eq!(code(f.b.authorize(&other, Guard::Identity)), "unauthorized");
+        assert_eq!(code(f.b.authorize(&other)), "unauthorized");
         // Garbage.
         for junk in ["", "abc", "a.b.c", "Bearer x"] {
-            assert_eq!(code(f.b.authorize(junk, Guard::Identity)), "unauthorized");
+            assert_eq!(code(f.b.authorize(junk)), "unauthorized");
         }
+        // The active guard rejects what the identity guard rejects.
+        assert_eq!(code(f.b.authorize_active(&other)), "unauthorized");
     }
 
-    #[test]
-    fn tokens_past_their_lifetime_are_unauthorized() {
-        let f = fixture();
+    #[apply(backends)]
+    fn tokens_past_their_lifetime_are_unauthorized(#[case] backend: Backend) {
+        let f = fixture(backend);
         let e = f.b.enter_queue(None).unwrap();
         f.advance(Duration::from_secs(24 * 3600 - 1));
-        f.b.authorize(&e.token, Guard::Identity).unwrap();
+        f.b.authorize(&e.token).unwrap();
         f.advance(Duration::from_secs(1));
-        assert_eq!(
-            code(f.b.authorize(&e.token, Guard::Identity)),
-            "unauthorized"
-        );
+        assert_eq!(code(f.b.authorize(&e.token)), "unauthorized");
     }
 
-    #[test]
-    fn a_token_from_another_database_is_unauthorized() {
-        let f = fixture();
+    #[apply(backends)]
+    fn a_token_from_another_database_is_unauthorized(#[case] backend: Backend) {
+        let f = fixture(backend);
         let secret = b"shared-secret-shared-secret-0123".to_vec();
         let a = Booking::open_temporary(
-            test_config().with_jwt_secret(secret.clone()),
+            test_config(backend).with_jwt_secret(secret.clone()),
             std::sync::Arc::new(f.clock.clone()),
         )
         .unwrap();
         let b = Booking::open_temporary(
-            test_config().with_jwt_secret(secret),
+            test_config(backend).with_jwt_secret(secret),
             std::sync::Arc::new(f.clock.clone()),
         )
         .unwrap();
         b.enter_queue(None).unwrap();
         let e = a.enter_queue(None).unwrap();
-        let p = b.authorize(&e.token, Guard::Identity).unwrap();
+        let p = b.authorize(&e.token).unwrap();
         // Same secret, but b's entry #1 belongs to another user.
         assert_eq!(code(b.queue_status(&p)), "unauthorized");
-        assert_eq!(code(b.authorize(&e.token, Guard::Active)), "unauthorized");
+        assert_eq!(code(b.authorize_active(&e.token)), "unauthorized");
     }
 }

@@ -1,15 +1,13 @@
 //! Races with real threads: many hands on one seat, one wallet, one ticket — count the winners.
-#[path = "fixture/mod.rs"]
 mod fixture;
-/// Request writes run one transaction each here; `tests/batched.rs` runs this file again through
-/// the group-commit writer.
-#[allow(dead_code)]
-const GROUP_COMMIT: bool = false;
 
 use booking::*;
+use chrono::{DateTime, Utc};
 use fixture::*;
+use rstest_reuse::apply;
 use std::sync::{Arc, Barrier};
 use std::thread;
+use std::time::Duration;
 
 /// Runs `n` threads that start together; returns their results in thread order.
 fn race<T: Send + 'static>(n: usize, f: impl Fn(usize) -> T + Send + Sync + 'static) -> Vec<T> {
@@ -37,12 +35,16 @@ fn codes<T>(results: &[booking::Result<T>]) -> Vec<&'static str> {
         .collect()
 }
 
-#[test]
-fn sixty_four_threads_holding_one_seat_make_exactly_one_holder() {
-    let f = Arc::new(fixture());
-    let users: Vec<UserId> = (0..64).map(|_| f.active_user().0).collect();
+fn key(k: &str) -> IdempotencyKey {
+    IdempotencyKey::parse(k).unwrap()
+}
+
+#[apply(backends)]
+fn sixty_four_threads_holding_one_seat_make_exactly_one_holder(#[case] backend: Backend) {
+    let f = Arc::new(fixture(backend));
+    let users: Vec<Active> = (0..64).map(|_| f.active_user()).collect();
     let g = f.clone();
-    let results = race(64, move |i| g.b.hold(users[i], g.showtime, g.seats[0]));
+    let results = race(64, move |i| g.b.hold(&users[i], g.showtime, g.seats[0]));
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
     assert!(
         codes(&results).iter().all(|c| *c == "seat_unavailable"),
@@ -52,15 +54,15 @@ fn sixty_four_threads_holding_one_seat_make_exactly_one_holder() {
     f.assert_verified();
 }
 
-#[test]
-fn a_thousand_concurrent_charges_of_one_wallet_add_up_exactly() {
-    let f = Arc::new(fixture());
-    let u = UserId::new_random();
+#[apply(backends)]
+fn a_thousand_concurrent_charges_of_one_wallet_add_up_exactly(#[case] backend: Backend) {
+    let f = Arc::new(fixture(backend));
+    let u = f.user();
     let g = f.clone();
     let results = race(50, move |i| {
         (0..20)
             .map(|j| {
-                g.b.charge(u, (i * 20 + j + 1) as i64, None)
+                g.b.charge(&u, pts((i * 20 + j + 1) as i64), None)
                     .map(|b| b.balance)
             })
             .collect::<Vec<_>>()
@@ -69,59 +71,59 @@ fn a_thousand_concurrent_charges_of_one_wallet_add_up_exactly() {
     assert_eq!(all.len(), 1000);
     assert!(all.iter().all(|r| r.is_ok()));
     let expected: i64 = (1..=1000).sum();
-    assert_eq!(f.b.balance(u).unwrap().balance, expected);
-    let history = f.b.point_history(u).unwrap();
+    assert_eq!(f.b.balance(&u).unwrap().balance, pts(expected));
+    let history = f.b.point_history(&u).unwrap();
     assert_eq!(history.len(), 1000);
-    assert_eq!(history[0].balance_after, expected);
+    assert_eq!(history[0].balance_after, pts(expected));
     f.assert_verified();
 }
 
-#[test]
-fn thirty_two_threads_paying_one_ticket_make_one_payment_and_one_debit() {
-    let f = Arc::new(fixture());
-    let (u, _) = f.active_user();
-    f.b.charge(u, 1_000_000, None).unwrap();
-    let t = f.b.hold(u, f.showtime, f.seats[6]).unwrap();
+#[apply(backends)]
+fn thirty_two_threads_paying_one_ticket_make_one_payment_and_one_debit(#[case] backend: Backend) {
+    let f = Arc::new(fixture(backend));
+    let u = f.active_user();
+    f.b.charge(&u, pts(1_000_000), None).unwrap();
+    let t = f.b.hold(&u, f.showtime, f.seats[6]).unwrap();
     let g = f.clone();
-    let results = race(32, move |_| g.b.pay(u, t.id, None));
+    let results = race(32, move |_| g.b.pay(&u, t.id, None));
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
     assert!(codes(&results).iter().all(|c| *c == "already_paid"));
-    assert_eq!(f.b.payment_history(u).unwrap().len(), 1);
-    assert_eq!(f.b.balance(u).unwrap().balance, 1_000_000 - 7_000);
+    assert_eq!(f.b.payment_history(&u).unwrap().len(), 1);
+    assert_eq!(f.b.balance(&u).unwrap().balance, pts(1_000_000 - 7_000));
     f.assert_verified();
 }
 
-#[test]
-fn concurrent_replays_of_one_idempotency_key_apply_once() {
-    let f = Arc::new(fixture());
-    let (u, _) = f.active_user();
-    f.b.charge(u, 50_000, None).unwrap();
-    let t = f.b.hold(u, f.showtime, f.seats[0]).unwrap();
+#[apply(backends)]
+fn concurrent_replays_of_one_idempotency_key_apply_once(#[case] backend: Backend) {
+    let f = Arc::new(fixture(backend));
+    let u = f.active_user();
+    f.b.charge(&u, pts(50_000), None).unwrap();
+    let t = f.b.hold(&u, f.showtime, f.seats[0]).unwrap();
     let g = f.clone();
     let results = race(16, move |i| {
         if i % 2 == 0 {
-            g.b.charge(u, 777, Some("same-charge"))
-                .map(|b| b.balance)
+            g.b.charge(&u, pts(777), Some(&key("same-charge")))
                 .map(|_| ())
         } else {
-            g.b.pay(u, t.id, Some("same-pay")).map(|_| ())
+            g.b.pay(&u, t.id, Some(&key("same-pay"))).map(|_| ())
         }
     });
     assert!(results.iter().all(|r| r.is_ok()), "{:?}", codes(&results));
-    assert_eq!(f.b.payment_history(u).unwrap().len(), 1);
-    assert_eq!(f.b.balance(u).unwrap().balance, 50_000 + 777 - 1_000);
+    assert_eq!(f.b.payment_history(&u).unwrap().len(), 1);
+    assert_eq!(f.b.balance(&u).unwrap().balance, pts(50_000 + 777 - 1_000));
     f.assert_verified();
 }
 
-#[test]
-fn payment_at_the_end_of_a_hold_never_coexists_with_a_new_hold() {
+#[apply(backends)]
+fn payment_at_the_end_of_a_hold_never_coexists_with_a_new_hold(#[case] backend: Backend) {
     for round in 0..40 {
-        let f = Arc::new(fixture());
-        let (a, _) = f.active_user();
-        let (b, _) = f.active_user();
-        f.b.charge(a, 100_000, None).unwrap();
-        let t = f.b.hold(a, f.showtime, f.seats[0]).unwrap();
-        // Half the rounds race at the very last millisecond of the hold, half exactly at its end.
+        let f = Arc::new(fixture(backend));
+        let a = f.active_user();
+        let b = f.active_user();
+        f.b.charge(&a, pts(100_000), None).unwrap();
+        let t = f.b.hold(&a, f.showtime, f.seats[0]).unwrap();
+        // Half the rounds race at the very last millisecond of the hold, half exactly at its end
+        // (both well within b's active session).
         let at = if round % 2 == 0 {
             t.held_until - chrono::Duration::milliseconds(1)
         } else {
@@ -131,9 +133,9 @@ fn payment_at_the_end_of_a_hold_never_coexists_with_a_new_hold() {
         let g = f.clone();
         let results = race(2, move |i| {
             if i == 0 {
-                g.b.pay(a, t.id, None).map(|_| ())
+                g.b.pay(&a, t.id, None).map(|_| ())
             } else {
-                g.b.hold(b, g.showtime, g.seats[0]).map(|_| ())
+                g.b.hold(&b, g.showtime, g.seats[0]).map(|_| ())
             }
         });
         let (paid, held) = (results[0].is_ok(), results[1].is_ok());
@@ -150,20 +152,22 @@ fn payment_at_the_end_of_a_hold_never_coexists_with_a_new_hold() {
     }
 }
 
-#[test]
-fn two_handles_on_one_file_racing_one_seat_make_one_winner() {
-    let f = fixture_with(test_config().with_durability(Durability::Full));
+#[apply(backends)]
+fn two_handles_on_one_file_racing_one_seat_make_one_winner(#[case] backend: Backend) {
+    let f = fixture_with(backend, |c| c.with_durability(Durability::Full));
     let other = Arc::new(
-        Booking::open_with_clock(f.b.path(), test_config(), Arc::new(f.clock.clone())).unwrap(),
+        Booking::open_with_clock(f.b.path(), test_config(backend), Arc::new(f.clock.clone()))
+            .unwrap(),
     );
     let f = Arc::new(f);
     for seat in 0..5 {
-        // Fresh users per seat: a user may hold only 4 seats of a showtime.
-        let users: Vec<UserId> = (0..16).map(|_| f.active_user().0).collect();
+        // Fresh users per seat: a user may hold only 4 seats of a showtime. The proofs name an
+        // entry of the shared file, so either handle checks them.
+        let users: Vec<Active> = (0..16).map(|_| f.active_user()).collect();
         let (g, o, us) = (f.clone(), other.clone(), users);
         let results = race(16, move |i| {
             let handle = if i % 2 == 0 { &g.b } else { &*o };
-            handle.hold(us[i], g.showtime, g.seats[seat])
+            handle.hold(&us[i], g.showtime, g.seats[seat])
         });
         assert_eq!(
             results.iter().filter(|r| r.is_ok()).count(),
@@ -183,9 +187,11 @@ fn two_handles_on_one_file_racing_one_seat_make_one_winner() {
     f.assert_verified();
 }
 
-#[test]
-fn many_threads_entering_at_once_each_get_one_entry_and_admission_respects_max_active() {
-    let f = Arc::new(fixture_with(test_config().with_max_active(10)));
+#[apply(backends)]
+fn many_threads_entering_at_once_each_get_one_entry_and_admission_respects_max_active(
+    #[case] backend: Backend,
+) {
+    let f = Arc::new(fixture_with(backend, |c| c.with_max_active(10)));
     let g = f.clone();
     let results = race(40, move |_| g.b.enter_queue(None).unwrap());
     let active = results
@@ -207,7 +213,152 @@ fn many_threads_entering_at_once_each_get_one_entry_and_admission_respects_max_a
     assert_eq!(again.iter().filter(|e| e.created).count(), 1);
     let entries: std::collections::HashSet<_> = again
         .iter()
-        .map(|e| f.b.authorize(&e.token, Guard::Identity).unwrap().entry_id)
+        .map(|e| f.b.authorize(&e.token).unwrap().entry_id())
         .collect();
     assert_eq!(entries.len(), 1);
+}
+
+/// A clock that moves one millisecond forward each time it is read. Every write reads the time
+/// once, while it holds the write lock (direct: after `BEGIN IMMEDIATE`; group commit: per
+/// operation, in order, on the writer thread), so the times writes store are all distinct and
+/// increase in commit order. (`advance` then `now` is not one atomic step, but writers read it
+/// one at a time, and concurrent readers only push it further forward.)
+struct Ticking(ManualClock);
+
+impl Clock for Ticking {
+    fn now(&self) -> DateTime<Utc> {
+        self.0.advance(Duration::from_millis(1));
+        self.0.now()
+    }
+}
+
+const ROUNDS: usize = 60;
+/// Threads per round: one pays, the others hold.
+const HANDS: usize = 8;
+
+/// The issue's race: one user pays (which ends their turn) while, from other threads, the same
+/// user holds other seats with the `Active` proof made before. Holds that commit before the
+/// payment are fine; a hold that commits after it would be a hold by a user whose turn is over.
+#[apply(backends)]
+fn holds_racing_the_payment_that_ends_the_turn_never_commit_after_it(#[case] backend: Backend) {
+    let clock = ManualClock::fixed();
+    let b = Booking::open_temporary(
+        // The paid ticket plus one hold per other hand: the hold limit is never the answer.
+        test_config(backend).with_max_holds_per_user(HANDS as u32),
+        Arc::new(Ticking(clock.clone())),
+    )
+    .unwrap();
+    let f = Arc::new(populate(b, backend, clock));
+    let raw = f.raw();
+    let stamp = |sql: &str, id: i64| -> i64 { raw.query_row(sql, [id], |r| r.get(0)).unwrap() };
+    let (mut won, mut lost) = (0, 0);
+    let mut last = None;
+    for round in 0..ROUNDS {
+        // A showtime of its own per round, so every hand has a free seat.
+        let show = f
+            .op()
+            .add_showtime(
+                f.concert,
+                &NewShowtime {
+                    starts_at: (f.starts_at + chrono::Duration::hours(round as i64)).fixed_offset(),
+                    seats: HANDS as u32,
+                    price: Pricing::Flat(pts(1_000)),
+                },
+                |_| {},
+            )
+            .unwrap();
+        let seats: Vec<SeatId> = f.seats_of(show).iter().map(|s| s.id).collect();
+        let user = f.active_user();
+        let t = f.b.hold(&user, show, seats[0]).unwrap();
+        f.b.charge(&user, t.price, None).unwrap();
+
+        let g = f.clone();
+        let hands = seats.clone();
+        let results = race(HANDS, move |i| {
+            if i == 0 {
+                g.b.pay(&user, t.id, None)
+                    .map(|p| (p.id.get(), p.ticket_id))
+            } else {
+                g.b.hold(&user, show, hands[i]).map(|h| (h.id.get(), h.id))
+            }
+        });
+
+        let payment = match &results[0] {
+            Ok((id, ticket)) => {
+                assert_eq!(*ticket, t.id);
+                *id
+            }
+            Err(e) => panic!("round {round}: the payment failed: {e}"),
+        };
+        let paid_at = stamp("SELECT paid_at FROM payments WHERE id = ?1", payment);
+        let mut held = Vec::new();
+        for (i, r) in results.iter().enumerate().skip(1) {
+            match r {
+                Ok((id, _)) => held.push((i, *id)),
+                Err(e) if e.code() == "queue_not_active" => {}
+                Err(e) => panic!("round {round}: hand {i}: unexpected {}: {e}", e.code()),
+            }
+        }
+        // No hold committed after the payment that ended the turn.
+        for &(i, id) in &held {
+            let created = stamp("SELECT created_at FROM tickets WHERE id = ?1", id);
+            assert!(
+                created < paid_at,
+                "round {round}: hand {i}'s hold (ticket {id}, written at {created}) committed \
+                 after the payment (written at {paid_at})"
+            );
+        }
+        // The stamps do follow commit order: ticket ids (assigned by the single writer) and
+        // write times sort the user's tickets the same way.
+        let mut mine: Vec<(i64, i64)> = std::iter::once(t.id.get())
+            .chain(held.iter().map(|&(_, id)| id))
+            .map(|id| {
+                (
+                    id,
+                    stamp("SELECT created_at FROM tickets WHERE id = ?1", id),
+                )
+            })
+            .collect();
+        mine.sort();
+        assert!(
+            mine.windows(2).all(|w| w[0].1 < w[1].1),
+            "round {round}: write times out of commit order: {mine:?}"
+        );
+        // Seats: the paid one sold, won holds held, lost holds left the seat free.
+        let now = f.seats_of(show);
+        assert_eq!(now[0].status, SeatStatus::Sold, "round {round}");
+        for (i, seat) in now.iter().enumerate().skip(1) {
+            let expected = if held.iter().any(|&(h, _)| h == i) {
+                SeatStatus::Held
+            } else {
+                SeatStatus::Available
+            };
+            assert_eq!(seat.status, expected, "round {round}: seat of hand {i}");
+        }
+        assert_eq!(f.b.tickets(&user).unwrap().len(), 1 + held.len());
+        assert_eq!(
+            f.b.queue_status(&user).unwrap().status,
+            EntryStatus::Expired
+        );
+        // The proof from before the payment is refused from now on.
+        assert_eq!(code(f.b.hold(&user, show, seats[1])), "queue_not_active");
+        won += held.len();
+        lost += HANDS - 1 - held.len();
+        last = Some((user, paid_at));
+    }
+    // The check can fail: a hold that does commit after a payment (the same user, entered
+    // again) is written later than it.
+    let (user, paid_at) = last.unwrap();
+    let again = f.b.enter_queue(Some(user.user_id())).unwrap();
+    let again = f.b.authorize_active(&again.token).unwrap();
+    let late = f.b.hold(&again, f.showtime, f.seats[0]).unwrap();
+    let created = stamp(
+        "SELECT created_at FROM tickets WHERE id = ?1",
+        late.id.get(),
+    );
+    assert!(created > paid_at, "{created} > {paid_at}");
+    eprintln!("{backend:?}: {won} holds before the payment, {lost} refused after it");
+    assert_eq!(won + lost, ROUNDS * (HANDS - 1));
+    assert!(won > 0 && lost > 0, "the holds raced the payment: some won, some lost");
+    f.assert_verified();
 }

@@ -1,4 +1,4 @@
-//! `booking-server`: parse the flags, open the database, bind, serve (API.md §5).
+//! `booking-server`: parse the flags, open the database, bind, serve (`docs/API.md` §5).
 
 use anyhow::{bail, Context};
 use booking::{http, parse_duration, Booking, Config, Durability, GroupCommit};

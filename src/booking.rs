@@ -9,6 +9,7 @@
 //! [`Booking::operator`], whose methods say in their names what they may do.
 
 use crate::auth::{Active, Claims, Identity, Signer};
+use crate::cancellations::{self, By, Cancellation, ShowtimeCancelled};
 use crate::catalog::{self, CatalogFile, Concert, NewShowtime, Seat, SeedReport, Showtime, Which};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
@@ -19,6 +20,7 @@ use crate::maintenance::{self, Stats, SweepReport, VerifyReport, Violation};
 use crate::money::Points;
 use crate::payments::{self, Payment};
 use crate::queue::{self, Entered, QueueCounts, QueueStatus};
+use crate::reports::{self, ShowtimeReport};
 use crate::tickets::{self, Ticket};
 use crate::wallet::{self, Balance, PointTransaction};
 use crate::{db::sql::Tx, idempotency};
@@ -184,10 +186,41 @@ impl Booking {
     /// Holds a seat for the caller for the hold TTL. The caller's entry must still be active
     /// when the hold is written (checked in the same transaction).
     pub fn hold(&self, who: &Active, showtime: ShowtimeId, seat: SeatId) -> Result<Ticket> {
+        let mut held = self.hold_seats(who, showtime, &[seat])?;
+        held.pop()
+            .ok_or_else(|| Error::internal("a hold of one seat held none"))
+    }
+
+    /// Holds several seats of one showtime for the caller, in one transaction: every one of
+    /// them, or none (`seat_unavailable` names the first taken seat). The per-user limit counts
+    /// them all. Tickets come back in the order of `seats`.
+    pub fn hold_seats(
+        &self,
+        who: &Active,
+        showtime: ShowtimeId,
+        seats: &[SeatId],
+    ) -> Result<Vec<Ticket>> {
+        let (cfg, who, seats) = (self.cfg.clone(), **who, seats.to_vec());
+        self.db.write_op(move |c, now| {
+            queue::require_active(c, now, &cfg, &who)?;
+            tickets::hold(c, now, &cfg, who.user_id(), showtime, &seats)
+        })
+    }
+
+    /// Gives a live hold back: the ticket is `released` and its seat available at once.
+    pub fn release(&self, who: &Identity, ticket: TicketId) -> Result<Ticket> {
+        let user = who.user_id();
+        self.db
+            .write_op(move |c, now| tickets::release(c, now, user, ticket))
+    }
+
+    /// Extends a live hold to now + hold TTL (at most `max_hold_extensions` times per ticket).
+    /// The caller's entry must still be active (checked in the same transaction).
+    pub fn extend(&self, who: &Active, ticket: TicketId) -> Result<Ticket> {
         let (cfg, who) = (self.cfg.clone(), **who);
         self.db.write_op(move |c, now| {
             queue::require_active(c, now, &cfg, &who)?;
-            tickets::hold(c, now, &cfg, who.user_id(), showtime, seat)
+            tickets::extend(c, now, &cfg, who.user_id(), ticket)
         })
     }
 
@@ -229,12 +262,50 @@ impl Booking {
         ticket: TicketId,
         key: Option<&IdempotencyKey>,
     ) -> Result<Payment> {
+        self.pay_tickets(who, &[ticket], key)
+    }
+
+    /// Pays for several held tickets of the caller's at once: one debit of their sum, one ledger
+    /// row, one payment; every ticket paid, or none. The turn ends once.
+    pub fn pay_tickets(
+        &self,
+        who: &Identity,
+        tickets: &[TicketId],
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Payment> {
+        let (user, ids) = (who.user_id(), tickets.to_vec());
+        let mut sorted = ids.clone();
+        sorted.sort();
+        let request = match sorted.as_slice() {
+            [one] => format!("pay ticket_id={one}"),
+            many => format!(
+                "pay ticket_ids={}",
+                many.iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        };
+        self.keyed_write(user, key, request, move |c, now, cfg| {
+            payments::pay(c, now, cfg, user, &ids)
+        })
+    }
+
+    /// Cancels a paid ticket of the caller's (until `cancel_cutoff` before the show): the fee is
+    /// kept, the rest refunded to the wallet, and the seat is for sale again at once. With an
+    /// idempotency key, a repeat replays the first answer and changes nothing.
+    pub fn cancel(
+        &self,
+        who: &Identity,
+        ticket: TicketId,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Cancellation> {
         let user = who.user_id();
         self.keyed_write(
             user,
             key,
-            format!("pay ticket_id={ticket}"),
-            move |c, now, cfg| payments::pay(c, now, cfg, user, ticket),
+            format!("cancel ticket_id={ticket}"),
+            move |c, now, cfg| cancellations::cancel_ticket(c, now, cfg, ticket, By::User(user)),
         )
     }
 
@@ -293,9 +364,7 @@ impl Booking {
     {
         let (cfg, key) = (self.cfg.clone(), key.cloned());
         self.db.write_op(move |c, now| {
-            idempotency::guarded(c, now, user, key.as_ref(), &request, || {
-                op(c, now, &cfg)
-            })
+            idempotency::guarded(c, now, user, key.as_ref(), &request, || op(c, now, &cfg))
         })
     }
 }
@@ -318,7 +387,9 @@ pub struct Operator<'a> {
 impl Operator<'_> {
     /// Adds a concert.
     pub fn add_concert(&self, title: &str, venue: &str) -> Result<ConcertId> {
-        self.b.db.write(|c, _| catalog::add_concert(c, title, venue))
+        self.b
+            .db
+            .write(|c, _| catalog::add_concert(c, title, venue))
     }
 
     /// Adds a showtime of `concert` with its seats, in one transaction; `progress(n)` is called
@@ -392,9 +463,7 @@ impl Operator<'_> {
 
     /// Waiting, active and expired counts.
     pub fn queue_counts(&self) -> Result<QueueCounts> {
-        self.b
-            .db
-            .read(|c, now| queue::counts(c, now, &self.b.cfg))
+        self.b.db.read(|c, now| queue::counts(c, now, &self.b.cfg))
     }
 
     /// Marks lapsed holds and queue entries expired, admits waiting users into freed slots, and
@@ -421,6 +490,32 @@ impl Operator<'_> {
                 violations,
             })
         })
+    }
+
+    /// Cancels any paid ticket until its show starts, refunding its price less the fee (or all
+    /// of it with `no_fee`).
+    pub fn cancel_ticket(&self, ticket: TicketId, no_fee: bool) -> Result<Cancellation> {
+        self.b.db.write(|c, now| {
+            cancellations::cancel_ticket(c, now, &self.b.cfg, ticket, By::Operator { no_fee })
+        })
+    }
+
+    /// Calls a showtime off: every paid ticket cancelled with a full refund, every live hold
+    /// released, and no more holds — in one transaction.
+    pub fn cancel_showtime(&self, showtime: ShowtimeId) -> Result<ShowtimeCancelled> {
+        self.b
+            .db
+            .write(|c, now| cancellations::cancel_showtime(c, now, &self.b.cfg, showtime))
+    }
+
+    /// Per showtime (or for one): seats by status, revenue, refunds and fees.
+    pub fn report(&self, showtime: Option<ShowtimeId>) -> Result<Vec<ShowtimeReport>> {
+        if let Some(id) = showtime {
+            self.b.db.read(|c, _| catalog::concert_of(c, id))?;
+        }
+        self.b
+            .db
+            .read_snapshot(|c, now| reports::report(c, now, showtime))
     }
 
     /// Live figures for metrics.

@@ -41,6 +41,8 @@ pub struct Showtime {
     pub total_seats: i64,
     /// Seats neither sold nor held now.
     pub available_seats: i64,
+    /// When its sale opens (`None`: it is open); before then holds get `sale_not_open`.
+    pub sale_opens_at: Option<DateTime<Utc>>,
 }
 
 /// A seat's status now.
@@ -106,6 +108,9 @@ pub struct NewShowtime {
     pub seats: u32,
     /// Their prices.
     pub price: Pricing,
+    /// When its sale opens (before the show starts); omitted: at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sale_opens_at: Option<DateTime<FixedOffset>>,
 }
 
 /// A concert to add, with its showtimes.
@@ -175,6 +180,7 @@ pub fn demo_catalog(now: DateTime<Utc>) -> CatalogFile {
         starts_at: evening(days),
         seats: 50,
         price,
+        sale_opens_at: None,
     };
     CatalogFile {
         concerts: vec![
@@ -301,13 +307,19 @@ pub(crate) fn add_showtime(
         )));
     }
     let prices = s.price.prices(s.seats)?;
+    let opens = s.sale_opens_at.map(|t| to_millis(t.with_timezone(&Utc)));
+    if opens.is_some_and(|t| t >= starts) {
+        return Err(Error::InvalidRequest(
+            "sale_opens_at must be before starts_at".into(),
+        ));
+    }
     if !concert_exists(c, concert)? {
         return Err(Error::NotFound(Entity::Concert));
     }
     let id = ShowtimeId::new(c.insert(
-        "INSERT INTO showtimes (concert_id, starts_at, total_seats) VALUES (?1, ?2, ?3)
-         RETURNING id",
-        params![concert, starts, s.seats],
+        "INSERT INTO showtimes (concert_id, starts_at, total_seats, sale_opens_at)
+         VALUES (?1, ?2, ?3, ?4) RETURNING id",
+        params![concert, starts, s.seats, opens],
     )?)?;
     for (i, price) in prices.iter().enumerate() {
         c.execute(
@@ -345,14 +357,20 @@ pub(crate) fn seed(
 }
 
 fn concert_exists(c: &dyn Tx, id: ConcertId) -> Result<bool> {
-    Ok(c.row("SELECT 1 FROM concerts WHERE id = ?1", params![id], |_| Ok(()))?
-        .is_some())
+    Ok(
+        c.row("SELECT 1 FROM concerts WHERE id = ?1", params![id], |_| {
+            Ok(())
+        })?
+        .is_some(),
+    )
 }
 
 /// Whether the catalog has no concert at all.
 pub(crate) fn is_empty(c: &dyn Tx) -> Result<bool> {
-    Ok(c.row("SELECT 1 FROM concerts LIMIT 1", params![], |_| Ok(()))?
-        .is_none())
+    Ok(
+        c.row("SELECT 1 FROM concerts LIMIT 1", params![], |_| Ok(()))?
+            .is_none(),
+    )
 }
 
 pub(crate) fn list_concerts(c: &dyn Tx) -> Result<Vec<Concert>> {
@@ -372,7 +390,7 @@ pub(crate) fn list_concerts(c: &dyn Tx) -> Result<Vec<Concert>> {
 /// Which showtimes of a concert to list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Which {
-    /// Those not yet started (what users may book).
+    /// Those not yet started nor called off (what users may book).
     Bookable,
     /// All of them, past ones too (for operators).
     All,
@@ -387,18 +405,19 @@ pub(crate) fn list_showtimes(
     if !concert_exists(c, concert)? {
         return Err(Error::NotFound(Entity::Concert));
     }
-    let from = match which {
-        Which::Bookable => now.ms,
-        Which::All => i64::MIN,
+    let (from, called_off) = match which {
+        Which::Bookable => (now.ms, 0i64),
+        Which::All => (i64::MIN, 1i64),
     };
     c.rows(
         "SELECT s.id, s.concert_id, s.starts_at, s.total_seats,
                 s.total_seats - s.sold_seats - (SELECT COUNT(*) FROM tickets t
-                    WHERE t.showtime_id = s.id AND t.status = 'held' AND t.held_until > ?2)
+                    WHERE t.showtime_id = s.id AND t.status = 'held' AND t.held_until > ?2),
+                s.sale_opens_at
          FROM showtimes s
-         WHERE s.concert_id = ?1 AND s.starts_at > ?3
+         WHERE s.concert_id = ?1 AND s.starts_at > ?3 AND (s.cancelled_at IS NULL OR ?4 = 1)
          ORDER BY s.starts_at, s.id",
-        params![concert, now.ms, from],
+        params![concert, now.ms, from, called_off],
         |r| {
             Ok(Showtime {
                 id: r.get(0)?,
@@ -406,6 +425,7 @@ pub(crate) fn list_showtimes(
                 starts_at: from_millis(r.get(2)?),
                 total_seats: r.get(3)?,
                 available_seats: r.get(4)?,
+                sale_opens_at: r.get::<Option<i64>>(5)?.map(from_millis),
             })
         },
     )

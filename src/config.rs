@@ -81,8 +81,16 @@ pub struct Config {
     pub active_ttl: Duration,
     /// A waiting entry not polled for this long drops out.
     pub idle_timeout: Duration,
-    /// Live holds one user may have per showtime.
-    pub max_holds_per_user: u32,
+    /// Tickets one user may have per showtime: live holds and paid tickets together (released,
+    /// lapsed and cancelled ones do not count).
+    pub max_tickets_per_user: u32,
+    /// How many times one hold may be extended.
+    pub max_hold_extensions: u32,
+    /// The fee kept when a user cancels a paid ticket, in percent of its price (0..=100,
+    /// rounded down).
+    pub cancel_fee_percent: u32,
+    /// Users may cancel a paid ticket until this long before the show.
+    pub cancel_cutoff: Duration,
     /// Largest single charge.
     pub max_charge: Points,
     /// A wallet never exceeds this.
@@ -112,7 +120,10 @@ impl Default for Config {
             admit_per_minute: 0,
             active_ttl: Duration::from_secs(10 * 60),
             idle_timeout: Duration::from_secs(5 * 60),
-            max_holds_per_user: 4,
+            max_tickets_per_user: 4,
+            max_hold_extensions: 1,
+            cancel_fee_percent: 10,
+            cancel_cutoff: Duration::from_secs(24 * 3600),
             max_charge: Points::new(10_000_000),
             max_balance: Points::new(1_000_000_000),
             jwt_lifetime: Duration::from_secs(24 * 3600),
@@ -134,7 +145,10 @@ impl fmt::Debug for Config {
             admit_per_minute,
             active_ttl,
             idle_timeout,
-            max_holds_per_user,
+            max_tickets_per_user,
+            max_hold_extensions,
+            cancel_fee_percent,
+            cancel_cutoff,
             max_charge,
             max_balance,
             jwt_lifetime,
@@ -151,7 +165,10 @@ impl fmt::Debug for Config {
             .field("admit_per_minute", admit_per_minute)
             .field("active_ttl", active_ttl)
             .field("idle_timeout", idle_timeout)
-            .field("max_holds_per_user", max_holds_per_user)
+            .field("max_tickets_per_user", max_tickets_per_user)
+            .field("max_hold_extensions", max_hold_extensions)
+            .field("cancel_fee_percent", cancel_fee_percent)
+            .field("cancel_cutoff", cancel_cutoff)
             .field("max_charge", max_charge)
             .field("max_balance", max_balance)
             .field("jwt_lifetime", jwt_lifetime)
@@ -191,9 +208,24 @@ impl Config {
         self.idle_timeout = d;
         self
     }
-    /// Sets the most live holds per user per showtime.
-    pub fn with_max_holds_per_user(mut self, n: u32) -> Self {
-        self.max_holds_per_user = n;
+    /// Sets the most tickets (live holds and paid) per user per showtime.
+    pub fn with_max_tickets_per_user(mut self, n: u32) -> Self {
+        self.max_tickets_per_user = n;
+        self
+    }
+    /// Sets how many times one hold may be extended.
+    pub fn with_max_hold_extensions(mut self, n: u32) -> Self {
+        self.max_hold_extensions = n;
+        self
+    }
+    /// Sets the cancellation fee, in percent of the price (at most 100).
+    pub fn with_cancel_fee_percent(mut self, percent: u32) -> Self {
+        self.cancel_fee_percent = percent.min(100);
+        self
+    }
+    /// Sets how long before the show users may still cancel.
+    pub fn with_cancel_cutoff(mut self, d: Duration) -> Self {
+        self.cancel_cutoff = d;
         self
     }
     /// Sets the JWT signing secret.

@@ -45,9 +45,40 @@ pub enum Error {
     /// `already_paid`: the ticket is paid already.
     #[error("ticket {0} is already paid")]
     AlreadyPaid(TicketId),
-    /// `showtime_closed`: the showtime has started; nothing can be held for it.
-    #[error("showtime {0} has already started")]
-    ShowtimeClosed(ShowtimeId),
+    /// `showtime_closed`: the showtime has started, or was called off; nothing can be held for it.
+    #[error("showtime {0} {1}")]
+    ShowtimeClosed(ShowtimeId, Closed),
+    /// `sale_not_open`: the showtime's sale opens later.
+    #[error("the sale of showtime {showtime} opens at {opens_at}")]
+    SaleNotOpen {
+        /// The showtime.
+        showtime: ShowtimeId,
+        /// When its sale opens.
+        opens_at: chrono::DateTime<chrono::Utc>,
+    },
+    /// `ticket_not_held`: the ticket is not a live hold (it is paid, lapsed, released or
+    /// cancelled).
+    #[error("ticket {0} is not held")]
+    TicketNotHeld(TicketId),
+    /// `extension_limit`: the hold was extended as often as allowed.
+    #[error("the hold on ticket {ticket} was already extended {max} time(s), the most allowed")]
+    ExtensionLimit {
+        /// The ticket.
+        ticket: TicketId,
+        /// The most extensions allowed.
+        max: u32,
+    },
+    /// `ticket_not_paid`: only a paid ticket can be cancelled.
+    #[error("ticket {0} is not paid")]
+    TicketNotPaid(TicketId),
+    /// `cancel_closed`: too close to the show to cancel.
+    #[error("ticket {ticket} can no longer be cancelled (cancellations close at {closed_at})")]
+    CancelClosed {
+        /// The ticket.
+        ticket: TicketId,
+        /// When cancellations closed.
+        closed_at: chrono::DateTime<chrono::Utc>,
+    },
     /// `balance_limit`: the charge would take the wallet past the maximum balance.
     #[error("a wallet may hold at most {max} points (balance {balance})")]
     BalanceLimit {
@@ -97,6 +128,25 @@ impl fmt::Display for Entity {
     }
 }
 
+/// Why a showtime takes no more holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Closed {
+    /// It has started.
+    Started,
+    /// An operator called it off (`showtime cancel`).
+    CalledOff,
+}
+
+impl fmt::Display for Closed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Closed::Started => "has already started",
+            Closed::CalledOff => "was called off",
+        })
+    }
+}
+
 /// The state of a queue entry, as told in `queue_not_active`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -133,7 +183,12 @@ impl Error {
             Error::HoldLimitReached(_) => "hold_limit_reached",
             Error::HoldExpired(_) => "hold_expired",
             Error::AlreadyPaid(_) => "already_paid",
-            Error::ShowtimeClosed(_) => "showtime_closed",
+            Error::ShowtimeClosed(..) => "showtime_closed",
+            Error::SaleNotOpen { .. } => "sale_not_open",
+            Error::TicketNotHeld(_) => "ticket_not_held",
+            Error::ExtensionLimit { .. } => "extension_limit",
+            Error::TicketNotPaid(_) => "ticket_not_paid",
+            Error::CancelClosed { .. } => "cancel_closed",
             Error::BalanceLimit { .. } => "balance_limit",
             Error::IdempotencyConflict => "idempotency_conflict",
             Error::IdempotencyKeyReused => "idempotency_key_reused",
@@ -204,6 +259,9 @@ mod tests {
 
     #[test]
     fn not_found_names_what() {
-        assert_eq!(Error::NotFound(Entity::Ticket).to_string(), "ticket not found");
+        assert_eq!(
+            Error::NotFound(Entity::Ticket).to_string(),
+            "ticket not found"
+        );
     }
 }

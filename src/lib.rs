@@ -22,8 +22,9 @@
 //! - [`Booking`] (`booking.rs`): the facade — the whole public API. Each method picks the path
 //!   (read, operator's write, request's write) and calls one domain function.
 //! - `auth`: tokens, and the proofs [`Identity`] and [`Active`] the operations take.
-//! - `queue`, `catalog`, `tickets`, `wallet`, `payments`, `idempotency`, `maintenance`: the
-//!   domain, pure functions over an open transaction; they never see `Booking`.
+//! - `queue`, `catalog`, `tickets`, `wallet`, `payments`, `cancellations`, `reports`,
+//!   `idempotency`, `maintenance`: the domain, pure functions over an open transaction; they
+//!   never see `Booking`.
 //! - `db`: the storage seam (`db::sql::Tx`) and the engine under it (SQLite: pragmas,
 //!   migrations from `schema.sql`, the read pool, the write path, group commit, checkpoints).
 //! - `error`, `ids`, `money`, `clock`, `config`: the error enum, identifiers, [`Points`], time,
@@ -34,6 +35,7 @@
 
 mod auth;
 mod booking;
+mod cancellations;
 mod catalog;
 #[cfg(feature = "client")]
 pub mod client;
@@ -49,11 +51,13 @@ mod maintenance;
 mod money;
 mod payments;
 mod queue;
+mod reports;
 mod tickets;
 mod wallet;
 
 pub use crate::auth::{Active, Identity};
 pub use crate::booking::{Booking, Operator};
+pub use crate::cancellations::{Cancellation, ShowtimeCancelled};
 pub use crate::catalog::{
     demo_catalog, CatalogFile, Concert, NewConcert, NewShowtime, PriceRange, Pricing, Seat,
     SeatStatus, SeedReport, Showtime, MAX_NAME_CHARS, MAX_PRICE, MAX_SEATS,
@@ -61,7 +65,7 @@ pub use crate::catalog::{
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::config::{parse_duration, Config, Durability, GroupCommit};
 pub use crate::db::{BatchStats, SCHEMA_VERSION};
-pub use crate::error::{Entity, Error, QueueState, Result};
+pub use crate::error::{Closed, Entity, Error, QueueState, Result};
 pub use crate::ids::{
     ConcertId, EntryId, IdempotencyKey, LedgerId, PaymentId, SeatId, ShowtimeId, TicketId, UserId,
 };
@@ -69,5 +73,6 @@ pub use crate::maintenance::{Stats, SweepReport, VerifyReport, Violation};
 pub use crate::money::Points;
 pub use crate::payments::Payment;
 pub use crate::queue::{Entered, EntryStatus, QueueCounts, QueueStatus};
+pub use crate::reports::ShowtimeReport;
 pub use crate::tickets::{Ticket, TicketStatus};
 pub use crate::wallet::{Balance, LedgerKind, PointTransaction};

@@ -69,7 +69,8 @@ enum Binds {
     MaxBalance,
 }
 
-/// Each invariant as a query returning (detail) rows, one per violation.
+/// Each invariant as a query returning (detail) rows, one per violation. Written in the SQL
+/// every engine of `db` accepts.
 const CHECKS: &[(&str, Binds, &str)] = &[
     (
         "one_live_ticket_per_seat",
@@ -79,43 +80,52 @@ const CHECKS: &[(&str, Binds, &str)] = &[
          GROUP BY seat_id HAVING COUNT(*) > 1",
     ),
     (
+        // A seat is sold exactly when one paid (not cancelled) ticket claims it.
         "sold_seat_has_one_paid_ticket_and_payment",
         Binds::Nothing,
-        "SELECT 'seat ' || s.id || ' is sold with ' || COALESCE(paid.n, 0) || ' paid tickets and '
-                || COALESCE(pays.n, 0) || ' payments'
+        "SELECT 'seat ' || s.id || ' is sold with ' || COALESCE(paid.n, 0) || ' paid tickets'
          FROM seats s
          LEFT JOIN (SELECT seat_id, COUNT(*) AS n FROM tickets WHERE status = 'paid' GROUP BY seat_id) paid
            ON paid.seat_id = s.id
-         LEFT JOIN (SELECT t.seat_id, COUNT(*) AS n FROM payments p JOIN tickets t ON t.id = p.ticket_id
-                    GROUP BY t.seat_id) pays
-           ON pays.seat_id = s.id
-         WHERE s.sold = 1 AND (COALESCE(paid.n, 0) <> 1 OR COALESCE(pays.n, 0) <> 1)",
+         WHERE s.sold = 1 AND COALESCE(paid.n, 0) <> 1",
     ),
     (
         "paid_ticket_has_sold_seat",
         Binds::Nothing,
         "SELECT 'ticket ' || t.id || ' is paid but seat ' || t.seat_id || ' is not sold to it'
          FROM tickets t JOIN seats s ON s.id = t.seat_id
-         WHERE t.status = 'paid' AND (s.sold = 0 OR s.ticket_id IS NOT t.id)",
+         WHERE t.status = 'paid' AND (s.sold = 0 OR s.ticket_id IS DISTINCT FROM t.id)",
     ),
     (
         "paid_ticket_has_payment",
         Binds::Nothing,
-        "SELECT 'ticket ' || t.id || ' is paid but has no payment'
-         FROM tickets t LEFT JOIN payments p ON p.ticket_id = t.id
-         WHERE t.status = 'paid' AND p.id IS NULL",
+        "SELECT 'ticket ' || t.id || ' is ' || t.status || ' but has no payment'
+         FROM tickets t LEFT JOIN payments p ON p.id = t.payment_id
+         WHERE t.status IN ('paid', 'cancelled') AND p.id IS NULL",
     ),
     (
         "live_hold_is_the_seats_claim",
         Binds::Now,
         "SELECT 'ticket ' || t.id || ' holds seat ' || t.seat_id || ' but the seat does not carry it'
          FROM tickets t JOIN seats s ON s.id = t.seat_id
-         WHERE t.status = 'held' AND t.held_until > ?1 AND (s.ticket_id IS NOT t.id OR s.held_until IS NOT t.held_until)",
+         WHERE t.status = 'held' AND t.held_until > ?1
+           AND (s.ticket_id IS DISTINCT FROM t.id OR s.held_until IS DISTINCT FROM t.held_until)",
+    ),
+    (
+        // No released, lapsed or cancelled ticket claims a seat.
+        "ended_ticket_claims_no_seat",
+        Binds::Now,
+        "SELECT 'seat ' || s.id || ' is claimed by ' || t.status || ' ticket ' || t.id
+         FROM seats s JOIN tickets t ON t.id = s.ticket_id
+         WHERE (t.status IN ('released', 'cancelled', 'expired')
+                OR (t.status = 'held' AND t.held_until <= ?1))
+           AND (s.sold = 1 OR s.held_until > ?1)",
     ),
     (
         "wallet_equals_ledger",
         Binds::Nothing,
-        "SELECT 'wallet ' || w.user_id || ' balance ' || w.balance || ' but ledger sums to ' || COALESCE(l.total, 0)
+        "SELECT 'wallet ' || w.user_id || ' balance ' || w.balance || ' but ledger sums to '
+                || CAST(COALESCE(l.total, 0) AS BIGINT)
          FROM wallets w LEFT JOIN (SELECT user_id, SUM(amount) AS total FROM point_ledger GROUP BY user_id) l
            ON l.user_id = w.user_id
          WHERE w.balance <> COALESCE(l.total, 0)",
@@ -133,12 +143,20 @@ const CHECKS: &[(&str, Binds, &str)] = &[
          FROM wallets WHERE balance < 0 OR balance > ?1",
     ),
     (
+        // A payment's amount is the sum of its tickets' prices; they are the payer's, paid or
+        // cancelled since, and the payment names the lowest of them.
         "payment_matches_ticket",
         Binds::Nothing,
-        "SELECT 'payment ' || p.id || ' of ' || p.amount || ' for ticket ' || p.ticket_id ||
-                ' (price ' || t.price || ', status ' || t.status || ')'
-         FROM payments p JOIN tickets t ON t.id = p.ticket_id
-         WHERE p.amount <> t.price OR t.status <> 'paid' OR p.user_id <> t.user_id",
+        "SELECT 'payment ' || p.id || ' of ' || p.amount || ' for ticket ' || p.ticket_id
+                || ' does not match its tickets (' || COALESCE(t.n, 0) || ' tickets, '
+                || CAST(COALESCE(t.total, 0) AS BIGINT) || ' points)'
+         FROM payments p
+         LEFT JOIN (SELECT payment_id, COUNT(*) AS n, SUM(price) AS total, MIN(id) AS first,
+                           SUM(CASE WHEN status IN ('paid', 'cancelled') THEN 0 ELSE 1 END) AS bad
+                    FROM tickets WHERE payment_id IS NOT NULL GROUP BY payment_id) t
+           ON t.payment_id = p.id
+         WHERE t.n IS NULL OR p.amount <> t.total OR t.bad > 0 OR p.ticket_id <> t.first
+            OR EXISTS (SELECT 1 FROM tickets x WHERE x.payment_id = p.id AND x.user_id <> p.user_id)",
     ),
     (
         "payment_has_ledger_row",
@@ -148,11 +166,40 @@ const CHECKS: &[(&str, Binds, &str)] = &[
          WHERE l.id IS NULL OR l.amount <> -p.amount OR l.user_id <> p.user_id",
     ),
     (
+        // Every cancelled ticket has one refund row of its refund (none for a refund of 0).
+        "cancelled_ticket_is_refunded",
+        Binds::Nothing,
+        "SELECT 'ticket ' || t.id || ' was cancelled with a refund of ' || t.refund || ' but '
+                || COUNT(l.id) || ' refund rows of ' || CAST(COALESCE(SUM(l.amount), 0) AS BIGINT)
+         FROM tickets t LEFT JOIN point_ledger l ON l.ticket_id = t.id AND l.kind = 'refund'
+         WHERE t.status = 'cancelled'
+         GROUP BY t.id, t.refund
+         HAVING COUNT(l.id) <> (CASE WHEN t.refund > 0 THEN 1 ELSE 0 END)
+             OR COALESCE(SUM(l.amount), 0) <> t.refund",
+    ),
+    (
+        "refund_is_of_a_cancelled_ticket",
+        Binds::Nothing,
+        "SELECT 'refund row ' || l.id || ' of ' || l.amount || ' names ticket ' || l.ticket_id
+                || ' (' || COALESCE(t.status, 'missing') || ')'
+         FROM point_ledger l LEFT JOIN tickets t ON t.id = l.ticket_id
+         WHERE l.kind = 'refund'
+           AND (t.id IS NULL OR t.status <> 'cancelled' OR t.user_id <> l.user_id)",
+    ),
+    (
         "showtime_sold_count",
         Binds::Nothing,
         "SELECT 'showtime ' || s.id || ' counts ' || s.sold_seats || ' sold seats but has ' || COUNT(seat.id)
          FROM showtimes s LEFT JOIN seats seat ON seat.showtime_id = s.id AND seat.sold = 1
-         GROUP BY s.id HAVING s.sold_seats <> COUNT(seat.id)",
+         GROUP BY s.id, s.sold_seats HAVING s.sold_seats <> COUNT(seat.id)",
+    ),
+    (
+        "called_off_showtime_has_no_claims",
+        Binds::Now,
+        "SELECT 'showtime ' || s.id || ' was called off but seat ' || seat.id || ' is '
+                || CASE WHEN seat.sold = 1 THEN 'sold' ELSE 'held' END
+         FROM showtimes s JOIN seats seat ON seat.showtime_id = s.id
+         WHERE s.cancelled_at IS NOT NULL AND (seat.sold = 1 OR seat.held_until > ?1)",
     ),
 ];
 

@@ -1,16 +1,17 @@
-//! Payments: one transaction spends the points, writes the ledger and payment rows, marks the
-//! ticket paid and the seat sold, and ends the user's turn in the waiting room. All or nothing.
+//! Payments: one transaction spends the points for one or several held tickets — one debit of
+//! their sum, one ledger row, one payment row — marks every ticket paid and its seat sold, and
+//! ends the user's turn in the waiting room. All or nothing.
 
 use crate::clock::from_millis;
 use crate::config::Config;
 use crate::db::sql::{params, Tx};
 use crate::db::Now;
-use crate::error::{Entity, Error, Result};
+use crate::error::{Error, Result};
 use crate::ids::{PaymentId, TicketId, UserId};
 use crate::money::Points;
 use crate::queue;
 use crate::tickets::{self, TicketStatus};
-use crate::wallet::{self, LedgerKind};
+use crate::wallet::{self, Reason};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -21,73 +22,89 @@ pub struct Payment {
     pub id: PaymentId,
     /// The payer.
     pub user_id: UserId,
-    /// The ticket paid for.
+    /// The ticket paid for (of several, the lowest id).
     pub ticket_id: TicketId,
-    /// Points spent.
+    /// Every ticket paid for, by id.
+    #[serde(default)]
+    pub ticket_ids: Vec<TicketId>,
+    /// Points spent: the sum of the tickets' prices.
     pub amount: Points,
+    /// Points refunded so far for its tickets (cancellations).
+    #[serde(default)]
+    pub refunded: Points,
     /// When.
     pub paid_at: DateTime<Utc>,
 }
 
-/// Pays for `ticket` with the user's points.
+/// Pays for `ids` (held tickets of `user`) with the user's points, all or none.
 pub(crate) fn pay(
     c: &dyn Tx,
     now: Now,
     cfg: &Config,
     user: UserId,
-    ticket: TicketId,
+    ids: &[TicketId],
 ) -> Result<Payment> {
-    let t = tickets::claim_of(c, now, ticket)?
-        .filter(|t| t.user_id == user)
-        .ok_or(Error::NotFound(Entity::Ticket))?;
-    match t.status {
-        TicketStatus::Paid => return Err(Error::AlreadyPaid(ticket)),
-        TicketStatus::Held => {}
-        _ => return Err(Error::HoldExpired(ticket)),
+    let claims = tickets::own_claims(c, now, user, ids)?;
+    for t in &claims {
+        match t.status {
+            TicketStatus::Held => {}
+            TicketStatus::Paid => return Err(Error::AlreadyPaid(t.id)),
+            TicketStatus::Expired => return Err(Error::HoldExpired(t.id)),
+            _ => return Err(Error::TicketNotHeld(t.id)),
+        }
     }
+    let mut ids = ids.to_vec();
+    ids.sort();
+    let amount = Points::sum(claims.iter().map(|t| t.price))
+        .ok_or_else(|| Error::InvalidAmount("the tickets' prices add up past any wallet".into()))?;
     // `wallet::apply` refuses a debit past the balance (insufficient_points); the payment row
     // written just before is then rolled back with everything else.
     let id = PaymentId::new(c.insert(
         "INSERT INTO payments (user_id, ticket_id, amount, paid_at) VALUES (?1, ?2, ?3, ?4)
          RETURNING id",
-        params![user, ticket, t.price, now.ms],
+        params![user, ids[0], amount, now.ms],
     )?)?;
-    let debit = t
-        .price
+    let debit = amount
         .checked_neg()
-        .ok_or_else(|| Error::internal("price out of range"))?;
-    wallet::apply(c, now, cfg, user, debit, LedgerKind::Payment, Some(id))?;
-    c.execute(
-        "UPDATE tickets SET status = 'paid', paid_at = ?2 WHERE id = ?1",
-        params![ticket, now.ms],
-    )?;
-    let sold = c.execute(
-        "UPDATE seats SET sold = 1, held_until = NULL WHERE id = ?1 AND ticket_id = ?2 AND sold = 0",
-        params![t.seat_id, ticket],
-    )?;
-    if sold != 1 {
-        return Err(Error::internal(format!(
-            "seat {} does not carry ticket {}",
-            t.seat_id, ticket
-        )));
+        .ok_or_else(|| Error::internal("amount out of range"))?;
+    wallet::apply(c, now, cfg, user, debit, Reason::Payment(id))?;
+    for t in &claims {
+        c.execute(
+            "UPDATE tickets SET status = 'paid', paid_at = ?2, payment_id = ?3 WHERE id = ?1",
+            params![t.id, now.ms, id],
+        )?;
+        let sold = c.execute(
+            "UPDATE seats SET sold = 1, held_until = NULL
+             WHERE id = ?1 AND ticket_id = ?2 AND sold = 0",
+            params![t.seat_id, t.id],
+        )?;
+        if sold != 1 {
+            return Err(Error::internal(format!(
+                "seat {} does not carry ticket {}",
+                t.seat_id, t.id
+            )));
+        }
+        c.execute(
+            "UPDATE showtimes SET sold_seats = sold_seats + 1 WHERE id = ?1",
+            params![t.showtime_id],
+        )?;
     }
-    c.execute(
-        "UPDATE showtimes SET sold_seats = sold_seats + 1 WHERE id = ?1",
-        params![t.showtime_id],
-    )?;
     queue::expire_user(c, user)?;
     Ok(Payment {
         id,
         user_id: user,
-        ticket_id: ticket,
-        amount: t.price,
+        ticket_id: ids[0],
+        ticket_ids: ids,
+        amount,
+        refunded: Points::ZERO,
         paid_at: from_millis(now.ms),
     })
 }
 
-/// A user's payments, newest first (found through the user's ledger rows).
+/// A user's payments, newest first (found through the user's ledger rows), each with its
+/// tickets and what was refunded of them so far.
 pub(crate) fn history(c: &dyn Tx, user: UserId) -> Result<Vec<Payment>> {
-    c.rows(
+    let mut list = c.rows(
         "SELECT p.id, p.user_id, p.ticket_id, p.amount, p.paid_at
          FROM point_ledger l JOIN payments p ON p.id = l.payment_id
          WHERE l.user_id = ?1 AND l.kind = 'payment' ORDER BY p.id DESC",
@@ -97,11 +114,25 @@ pub(crate) fn history(c: &dyn Tx, user: UserId) -> Result<Vec<Payment>> {
                 id: r.get(0)?,
                 user_id: r.get(1)?,
                 ticket_id: r.get(2)?,
+                ticket_ids: Vec::new(),
                 amount: r.get(3)?,
+                refunded: Points::ZERO,
                 paid_at: from_millis(r.get(4)?),
             })
         },
-    )
+    )?;
+    for p in &mut list {
+        p.ticket_ids = c.rows(
+            "SELECT id FROM tickets WHERE payment_id = ?1 ORDER BY id",
+            params![p.id],
+            |r| r.get(0),
+        )?;
+        p.refunded = c.value(
+            "SELECT CAST(COALESCE(SUM(refund), 0) AS BIGINT) FROM tickets WHERE payment_id = ?1",
+            params![p.id],
+        )?;
+    }
+    Ok(list)
 }
 
 /// Payments made (for metrics).

@@ -1,18 +1,21 @@
-//! Holds: a user's temporary claim on one seat, and the list of a user's tickets.
+//! Holds and tickets: a user's claims on seats, from hold to release, lapse or payment.
 //!
 //! A hold is live while `held_until` is after now. Exactly one live hold or sale per seat:
 //! checked here first (for a clear error), enforced by the seat row's own claim and by the
-//! partial unique index `tickets_one_live_per_seat` as the last line.
+//! partial unique index `tickets_one_live_per_seat` as the last line. Several seats of one hold
+//! are checked and written in ascending seat-id order (the order any engine's row locks are taken
+//! in), all or none.
 
 use crate::clock::from_millis;
 use crate::config::Config;
 use crate::db::sql::{params, stored_enum, Row, Tx};
 use crate::db::Now;
-use crate::error::{Entity, Error, Result};
+use crate::error::{Closed, Entity, Error, Result};
 use crate::ids::{ConcertId, SeatId, ShowtimeId, TicketId, UserId};
 use crate::money::Points;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 
 /// A ticket's status now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,12 +28,18 @@ pub enum TicketStatus {
     Paid,
     /// The hold lapsed unpaid.
     Expired,
+    /// Its holder gave the hold back before it lapsed.
+    Released,
+    /// It was paid, then cancelled with a refund.
+    Cancelled,
 }
 
 stored_enum!(TicketStatus, "ticket status", {
     TicketStatus::Held => "held",
     TicketStatus::Paid => "paid",
     TicketStatus::Expired => "expired",
+    TicketStatus::Released => "released",
+    TicketStatus::Cancelled => "cancelled",
 });
 
 /// A user's claim on one seat.
@@ -56,6 +65,13 @@ pub struct Ticket {
     pub held_until: DateTime<Utc>,
 }
 
+/// The columns of [`ticket`], for `FROM tickets t JOIN showtimes s … JOIN seats seat …`.
+const TICKET_FROM: &str = "SELECT t.id, t.user_id, s.concert_id, t.showtime_id, t.seat_id,
+        seat.number, t.price, t.status, t.held_until
+    FROM tickets t
+    JOIN showtimes s ON s.id = t.showtime_id
+    JOIN seats seat ON seat.id = t.seat_id";
+
 fn ticket(now: Now) -> impl Fn(&dyn Row) -> Result<Ticket> {
     move |r| {
         let held_until: i64 = r.get(8)?;
@@ -73,8 +89,20 @@ fn ticket(now: Now) -> impl Fn(&dyn Row) -> Result<Ticket> {
     }
 }
 
-/// What paying for a ticket needs to know of it.
+/// One ticket of `user` (`not_found` if it does not exist or is someone else's), as it is now.
+pub(crate) fn own(c: &dyn Tx, now: Now, user: UserId, id: TicketId) -> Result<Ticket> {
+    c.row(
+        &format!("{TICKET_FROM} WHERE t.id = ?1"),
+        params![id],
+        ticket(now),
+    )?
+    .filter(|t| t.user_id == user)
+    .ok_or(Error::NotFound(Entity::Ticket))
+}
+
+/// What paying for (or cancelling) a ticket needs to know of it, read with its row locked.
 pub(crate) struct Claim {
+    pub id: TicketId,
     pub user_id: UserId,
     pub showtime_id: ShowtimeId,
     pub seat_id: SeatId,
@@ -83,21 +111,59 @@ pub(crate) struct Claim {
     pub status: TicketStatus,
 }
 
-/// One ticket's claim by id, whoever holds it.
+/// One ticket's claim by id, whoever holds it; its row stays locked until the transaction ends.
 pub(crate) fn claim_of(c: &dyn Tx, now: Now, id: TicketId) -> Result<Option<Claim>> {
-    c.row(
-        "SELECT user_id, showtime_id, seat_id, price, status, held_until FROM tickets WHERE id = ?1",
+    c.row_locked(
+        "SELECT id, user_id, showtime_id, seat_id, price, status, held_until FROM tickets WHERE id = ?1",
         params![id],
         |r| {
             Ok(Claim {
-                user_id: r.get(0)?,
-                showtime_id: r.get(1)?,
-                seat_id: r.get(2)?,
-                price: r.get(3)?,
-                status: status_at(r.get(4)?, r.get(5)?, now),
+                id: r.get(0)?,
+                user_id: r.get(1)?,
+                showtime_id: r.get(2)?,
+                seat_id: r.get(3)?,
+                price: r.get(4)?,
+                status: status_at(r.get(5)?, r.get(6)?, now),
             })
         },
     )
+}
+
+/// The claims of `user` on `ids` (each must be theirs: else `not_found`), locked in ascending id
+/// order; `ids` must be non-empty and distinct (`invalid_request`). Returned in `ids`' order.
+pub(crate) fn own_claims(
+    c: &dyn Tx,
+    now: Now,
+    user: UserId,
+    ids: &[TicketId],
+) -> Result<Vec<Claim>> {
+    distinct("ticket_ids", ids)?;
+    let mut sorted = ids.to_vec();
+    sorted.sort();
+    let mut claims = Vec::with_capacity(ids.len());
+    for id in sorted {
+        let claim = claim_of(c, now, id)?
+            .filter(|t| t.user_id == user)
+            .ok_or(Error::NotFound(Entity::Ticket))?;
+        claims.push(claim);
+    }
+    claims.sort_by_key(|t| ids.iter().position(|id| *id == t.id));
+    Ok(claims)
+}
+
+/// A request's list of ids: at least one, none twice.
+pub(crate) fn distinct<T: Copy + Eq + std::hash::Hash + std::fmt::Display>(
+    what: &str,
+    ids: &[T],
+) -> Result<()> {
+    if ids.is_empty() {
+        return Err(Error::InvalidRequest(format!("{what} must not be empty")));
+    }
+    let mut seen = HashSet::with_capacity(ids.len());
+    if let Some(twice) = ids.iter().find(|id| !seen.insert(**id)) {
+        return Err(Error::InvalidRequest(format!("{what} lists {twice} twice")));
+    }
+    Ok(())
 }
 
 /// A ticket's status at `now`: a hold whose `held_until` is not after now is expired.
@@ -110,6 +176,7 @@ fn status_at(stored: TicketStatus, held_until: i64, now: Now) -> TicketStatus {
 
 /// A seat's claim as the seat row carries it.
 struct SeatClaim {
+    id: SeatId,
     showtime: ShowtimeId,
     number: i64,
     price: Points,
@@ -118,97 +185,220 @@ struct SeatClaim {
     held_until: Option<i64>,
 }
 
-/// Holds `seat` of `showtime` for `user` until now + hold TTL. The caller has checked (in this
-/// same transaction) that the user may hold: see `queue::require_active`.
+impl SeatClaim {
+    fn free(&self, now: Now) -> bool {
+        !self.sold && !self.held_until.is_some_and(|t| t > now.ms)
+    }
+}
+
+/// A showtime as a hold needs it.
+struct ShowtimeRow {
+    concert: ConcertId,
+    starts_at: i64,
+    sale_opens_at: Option<i64>,
+    cancelled: bool,
+}
+
+fn showtime_row(c: &dyn Tx, showtime: ShowtimeId) -> Result<ShowtimeRow> {
+    c.row(
+        "SELECT concert_id, starts_at, sale_opens_at, cancelled_at IS NOT NULL
+         FROM showtimes WHERE id = ?1",
+        params![showtime],
+        |r| {
+            Ok(ShowtimeRow {
+                concert: r.get(0)?,
+                starts_at: r.get(1)?,
+                sale_opens_at: r.get(2)?,
+                cancelled: r.get(3)?,
+            })
+        },
+    )?
+    .ok_or(Error::NotFound(Entity::Showtime))
+}
+
+/// Holds `seats` of `showtime` for `user` until now + hold TTL: every one of them, or (on any
+/// error) none. The caller has checked, in this same transaction, that the user may hold (see
+/// `queue::require_active`). Tickets come back in the order of `seats`.
 pub(crate) fn hold(
     c: &dyn Tx,
     now: Now,
     cfg: &Config,
     user: UserId,
     showtime: ShowtimeId,
-    seat: SeatId,
-) -> Result<Ticket> {
-    let (starts_at, concert_id): (i64, ConcertId) = c
-        .row(
-            "SELECT starts_at, concert_id FROM showtimes WHERE id = ?1",
-            params![showtime],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?
-        .ok_or(Error::NotFound(Entity::Showtime))?;
-    let s = c
-        .row_locked(
-            "SELECT showtime_id, number, price, sold, ticket_id, held_until FROM seats WHERE id = ?1",
-            params![seat],
-            |r| {
-                Ok(SeatClaim {
-                    showtime: r.get(0)?,
-                    number: r.get(1)?,
-                    price: r.get(2)?,
-                    sold: r.get(3)?,
-                    ticket: r.get(4)?,
-                    held_until: r.get(5)?,
-                })
-            },
-        )?
-        .ok_or(Error::NotFound(Entity::Seat))?;
-    if s.showtime != showtime {
-        return Err(Error::NotFound(Entity::Seat));
+    seats: &[SeatId],
+) -> Result<Vec<Ticket>> {
+    distinct("seat_ids", seats)?;
+    let show = showtime_row(c, showtime)?;
+    let limit = cfg.max_tickets_per_user;
+    if seats.len() > limit as usize {
+        return Err(Error::HoldLimitReached(limit));
     }
-    if starts_at <= now.ms {
-        return Err(Error::ShowtimeClosed(showtime));
+    // Seats in ascending id order: the one order every writer locks them in.
+    let mut sorted = seats.to_vec();
+    sorted.sort();
+    let mut claims = Vec::with_capacity(sorted.len());
+    for seat in sorted {
+        let claim = c
+            .row_locked(
+                "SELECT showtime_id, number, price, sold, ticket_id, held_until FROM seats
+                 WHERE id = ?1",
+                params![seat],
+                |r| {
+                    Ok(SeatClaim {
+                        id: seat,
+                        showtime: r.get(0)?,
+                        number: r.get(1)?,
+                        price: r.get(2)?,
+                        sold: r.get(3)?,
+                        ticket: r.get(4)?,
+                        held_until: r.get(5)?,
+                    })
+                },
+            )?
+            .filter(|s| s.showtime == showtime)
+            .ok_or(Error::NotFound(Entity::Seat))?;
+        claims.push(claim);
     }
-    if s.sold || s.held_until.is_some_and(|t| t > now.ms) {
-        return Err(Error::SeatUnavailable(seat));
+    if show.cancelled {
+        return Err(Error::ShowtimeClosed(showtime, Closed::CalledOff));
     }
-    let holds: i64 = c.value(
-        // Pinned: by the numbers alone the planner may prefer tickets_holds_by_showtime,
-        // which holds every live hold of the showtime, not the user's few tickets.
-        "SELECT COUNT(*) FROM tickets INDEXED BY tickets_by_user
-         WHERE user_id = ?1 AND showtime_id = ?2 AND status = 'held' AND held_until > ?3",
-        params![user, showtime, now.ms],
-    )?;
-    if holds >= i64::from(cfg.max_holds_per_user) {
-        return Err(Error::HoldLimitReached(cfg.max_holds_per_user));
+    if show.starts_at <= now.ms {
+        return Err(Error::ShowtimeClosed(showtime, Closed::Started));
     }
-    if let Some(lapsed) = s.ticket {
-        // The previous hold lapsed: it becomes expired in the same transaction as the new hold.
-        c.execute(
-            "UPDATE tickets SET status = 'expired' WHERE id = ?1 AND status = 'held'",
-            params![lapsed],
-        )?;
+    if let Some(opens) = show.sale_opens_at.filter(|t| *t > now.ms) {
+        return Err(Error::SaleNotOpen {
+            showtime,
+            opens_at: from_millis(opens),
+        });
+    }
+    if let Some(taken) = seats
+        .iter()
+        .find(|id| claims.iter().any(|s| s.id == **id && !s.free(now)))
+    {
+        return Err(Error::SeatUnavailable(*taken));
+    }
+    let held = claims_of(c, now, user, showtime)?;
+    if held + seats.len() as i64 > i64::from(limit) {
+        return Err(Error::HoldLimitReached(limit));
     }
     let until = now.plus(cfg.hold_ttl);
-    let id = TicketId::new(c.insert(
-        "INSERT INTO tickets (user_id, showtime_id, seat_id, price, status, created_at, held_until)
-         VALUES (?1, ?2, ?3, ?4, 'held', ?5, ?6) RETURNING id",
-        params![user, showtime, seat, s.price, now.ms, until],
-    )?)?;
+    let mut out = Vec::with_capacity(claims.len());
+    for s in &claims {
+        if let Some(lapsed) = s.ticket {
+            // The seat's previous hold lapsed: it ends in the same transaction as the new one.
+            c.execute(
+                "UPDATE tickets SET status = 'expired' WHERE id = ?1 AND status = 'held'",
+                params![lapsed],
+            )?;
+        }
+        let id = TicketId::new(c.insert(
+            "INSERT INTO tickets (user_id, showtime_id, seat_id, price, status, created_at, held_until)
+             VALUES (?1, ?2, ?3, ?4, 'held', ?5, ?6) RETURNING id",
+            params![user, showtime, s.id, s.price, now.ms, until],
+        )?)?;
+        c.execute(
+            "UPDATE seats SET ticket_id = ?2, held_until = ?3 WHERE id = ?1",
+            params![s.id, id, until],
+        )?;
+        out.push(Ticket {
+            id,
+            user_id: user,
+            concert_id: show.concert,
+            showtime_id: showtime,
+            seat_id: s.id,
+            seat_number: s.number,
+            price: s.price,
+            status: TicketStatus::Held,
+            held_until: from_millis(until),
+        });
+    }
+    out.sort_by_key(|t| seats.iter().position(|s| *s == t.seat_id));
+    Ok(out)
+}
+
+/// How many seats of `showtime` `user` claims now: live holds and paid tickets. Their lapsed
+/// holds are retired first (marked expired), so the count reads at most the limit's worth of
+/// rows of `tickets_claims_by_user`, however long the user's history.
+fn claims_of(c: &dyn Tx, now: Now, user: UserId, showtime: ShowtimeId) -> Result<i64> {
     c.execute(
-        "UPDATE seats SET ticket_id = ?2, held_until = ?3 WHERE id = ?1",
-        params![seat, id, until],
+        "UPDATE tickets SET status = 'expired'
+         WHERE user_id = ?1 AND showtime_id = ?2 AND status = 'held' AND held_until <= ?3",
+        params![user, showtime, now.ms],
+    )?;
+    c.value(
+        "SELECT COUNT(*) FROM tickets
+         WHERE user_id = ?1 AND showtime_id = ?2 AND status IN ('held', 'paid')",
+        params![user, showtime],
+    )
+}
+
+/// Gives a live hold of `user`'s back: the ticket is `released` and its seat available at once.
+pub(crate) fn release(c: &dyn Tx, now: Now, user: UserId, id: TicketId) -> Result<Ticket> {
+    let t = own(c, now, user, id)?;
+    if t.status != TicketStatus::Held {
+        return Err(Error::TicketNotHeld(id));
+    }
+    c.execute(
+        "UPDATE tickets SET status = 'released', ended_at = ?2 WHERE id = ?1",
+        params![id, now.ms],
+    )?;
+    free_seat(c, t.seat_id, id)?;
+    Ok(Ticket {
+        status: TicketStatus::Released,
+        ..t
+    })
+}
+
+/// Extends a live hold of `user`'s to now + hold TTL, at most `max_hold_extensions` times.
+pub(crate) fn extend(
+    c: &dyn Tx,
+    now: Now,
+    cfg: &Config,
+    user: UserId,
+    id: TicketId,
+) -> Result<Ticket> {
+    let t = own(c, now, user, id)?;
+    match t.status {
+        TicketStatus::Held => {}
+        TicketStatus::Expired => return Err(Error::HoldExpired(id)),
+        _ => return Err(Error::TicketNotHeld(id)),
+    }
+    let until = now.plus(cfg.hold_ttl);
+    let changed = c.execute(
+        "UPDATE tickets SET held_until = ?2, extensions = extensions + 1
+         WHERE id = ?1 AND extensions < ?3",
+        params![id, until, cfg.max_hold_extensions],
+    )?;
+    if changed == 0 {
+        return Err(Error::ExtensionLimit {
+            ticket: id,
+            max: cfg.max_hold_extensions,
+        });
+    }
+    c.execute(
+        "UPDATE seats SET held_until = ?3 WHERE id = ?1 AND ticket_id = ?2",
+        params![t.seat_id, id, until],
     )?;
     Ok(Ticket {
-        id,
-        user_id: user,
-        concert_id,
-        showtime_id: showtime,
-        seat_id: seat,
-        seat_number: s.number,
-        price: s.price,
-        status: TicketStatus::Held,
         held_until: from_millis(until),
+        ..t
     })
+}
+
+/// Frees a seat that `ticket` claims (held or sold), so it is for sale again at once.
+pub(crate) fn free_seat(c: &dyn Tx, seat: SeatId, ticket: TicketId) -> Result<()> {
+    c.execute(
+        "UPDATE seats SET sold = 0, ticket_id = NULL, held_until = NULL
+         WHERE id = ?1 AND ticket_id = ?2",
+        params![seat, ticket],
+    )?;
+    Ok(())
 }
 
 /// A user's tickets, newest first.
 pub(crate) fn of_user(c: &dyn Tx, now: Now, user: UserId) -> Result<Vec<Ticket>> {
     c.rows(
-        "SELECT t.id, t.user_id, s.concert_id, t.showtime_id, t.seat_id,
-                seat.number, t.price, t.status, t.held_until
-         FROM tickets t
-         JOIN showtimes s ON s.id = t.showtime_id
-         JOIN seats seat ON seat.id = t.seat_id
-         WHERE t.user_id = ?1 ORDER BY t.id DESC",
+        &format!("{TICKET_FROM} WHERE t.user_id = ?1 ORDER BY t.id DESC"),
         params![user],
         ticket(now),
     )

@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::db::sql::{params, stored_enum, Tx};
 use crate::db::Now;
 use crate::error::{Error, Result};
-use crate::ids::{LedgerId, PaymentId, UserId};
+use crate::ids::{LedgerId, PaymentId, TicketId, UserId};
 use crate::money::Points;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -55,13 +55,23 @@ pub struct PointTransaction {
 }
 
 pub(crate) fn balance_of(c: &dyn Tx, user: UserId) -> Result<Points> {
-    Ok(c
-        .row(
-            "SELECT balance FROM wallets WHERE user_id = ?1",
-            params![user],
-            |r| r.get(0),
-        )?
-        .unwrap_or(Points::ZERO))
+    Ok(c.row(
+        "SELECT balance FROM wallets WHERE user_id = ?1",
+        params![user],
+        |r| r.get(0),
+    )?
+    .unwrap_or(Points::ZERO))
+}
+
+/// Why a balance changes, with what its ledger row names.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Reason {
+    /// Points added.
+    Charge,
+    /// Points spent by this payment.
+    Payment(PaymentId),
+    /// Points given back for this (cancelled) ticket.
+    Refund(TicketId),
 }
 
 /// Changes a balance by `delta` and writes its ledger row; the one place a balance changes.
@@ -71,9 +81,13 @@ pub(crate) fn apply(
     cfg: &Config,
     user: UserId,
     delta: Points,
-    kind: LedgerKind,
-    payment: Option<PaymentId>,
+    reason: Reason,
 ) -> Result<Points> {
+    let (kind, payment, refunded) = match reason {
+        Reason::Charge => (LedgerKind::Charge, None, None),
+        Reason::Payment(p) => (LedgerKind::Payment, Some(p), None),
+        Reason::Refund(t) => (LedgerKind::Refund, None, Some(t)),
+    };
     let balance = c
         .row_locked(
             "SELECT balance FROM wallets WHERE user_id = ?1",
@@ -104,9 +118,10 @@ pub(crate) fn apply(
         params![user, after],
     )?;
     c.execute(
-        "INSERT INTO point_ledger (user_id, kind, amount, balance_after, payment_id, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![user, kind, delta, after, payment, now.ms],
+        "INSERT INTO point_ledger
+            (user_id, kind, amount, balance_after, payment_id, ticket_id, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![user, kind, delta, after, payment, refunded, now.ms],
     )?;
     Ok(after)
 }
@@ -125,7 +140,7 @@ pub(crate) fn charge(
             cfg.max_charge
         )));
     }
-    let balance = apply(c, now, cfg, user, amount, LedgerKind::Charge, None)?;
+    let balance = apply(c, now, cfg, user, amount, Reason::Charge)?;
     Ok(Balance {
         user_id: user,
         balance,

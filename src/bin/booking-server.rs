@@ -34,9 +34,18 @@ struct Args {
     /// A waiting user who does not poll for this long drops out.
     #[arg(long, value_parser = parse_duration)]
     idle_timeout: Option<Duration>,
-    /// Live holds one user may have per showtime.
+    /// Tickets one user may have per showtime: live holds and paid ones together.
+    #[arg(long, alias = "max-holds-per-user")]
+    max_tickets_per_user: Option<u32>,
+    /// How many times one hold may be extended.
     #[arg(long)]
-    max_holds_per_user: Option<u32>,
+    max_hold_extensions: Option<u32>,
+    /// The fee kept when a user cancels a paid ticket, in percent of its price (0-100).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=100))]
+    cancel_fee_percent: Option<u32>,
+    /// Users may cancel a paid ticket until this long before the show (300, 5m, 24h, ...).
+    #[arg(long, value_parser = parse_duration)]
+    cancel_cutoff: Option<Duration>,
     /// Worker threads answering requests.
     #[arg(long, default_value_t = http::Options::default().threads)]
     threads: usize,
@@ -121,7 +130,10 @@ fn config(args: &Args) -> anyhow::Result<Config> {
         admit_per_minute: args.admit_per_minute.unwrap_or(d.admit_per_minute),
         active_ttl: args.active_ttl.unwrap_or(d.active_ttl),
         idle_timeout: args.idle_timeout.unwrap_or(d.idle_timeout),
-        max_holds_per_user: args.max_holds_per_user.unwrap_or(d.max_holds_per_user),
+        max_tickets_per_user: args.max_tickets_per_user.unwrap_or(d.max_tickets_per_user),
+        max_hold_extensions: args.max_hold_extensions.unwrap_or(d.max_hold_extensions),
+        cancel_fee_percent: args.cancel_fee_percent.unwrap_or(d.cancel_fee_percent),
+        cancel_cutoff: args.cancel_cutoff.unwrap_or(d.cancel_cutoff),
         group_commit: (!args.no_group_commit).then(GroupCommit::default),
         durability: args.durability,
         // One read connection per worker: a reading request never waits for a connection.

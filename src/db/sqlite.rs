@@ -20,10 +20,14 @@ use std::sync::{Arc, Mutex};
 pub(super) type SharedConn = Arc<Mutex<Connection>>;
 
 /// The schema version this build writes (the number of migrations).
-pub const SCHEMA_VERSION: usize = 1;
+pub const SCHEMA_VERSION: usize = 2;
 
+/// `schema.sql` is migration 1; each later change is a file of `migrations/`.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("../../schema.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("../../schema.sql")),
+        M::up(include_str!("../../migrations/0002_order_lifecycle.sql")).foreign_key_check(),
+    ])
 }
 
 /// How much of the database file each connection maps into memory for reading.
@@ -160,9 +164,13 @@ impl Sqlite {
 /// transaction rolls back whole, and finding the schema current afterwards is success.
 fn migrate(conn: &mut Connection) -> Result<()> {
     let ms = migrations();
+    // A migration that rebuilds a table drops the old one, which foreign keys would refuse;
+    // they are checked whole at the end of each such migration instead (`foreign_key_check`).
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
     conn.set_transaction_behavior(TransactionBehavior::Immediate);
     let result = ms.to_latest(conn);
     conn.set_transaction_behavior(TransactionBehavior::Deferred);
+    conn.pragma_update(None, "foreign_keys", "ON")?;
     match result {
         Ok(()) => Ok(()),
         Err(e) => {
@@ -277,4 +285,3 @@ impl Row for SqliteRow<'_, '_> {
         }
     }
 }
-

@@ -2,7 +2,9 @@
 //! business rule lives here — every decision is the library's; this only parses and formats.
 
 use super::assets::OPENAPI_JSON;
-use super::input::{same_user, ChargeBody, Claimed, HoldBody, Incoming, PayBody, TokenBody};
+use super::input::{
+    same_user, ChargeBody, Claimed, HoldBody, Incoming, OneOrMany, PayBody, TokenBody,
+};
 use super::reply::{Failure, Reply, JSON, PROMETHEUS};
 use super::router::{Access, Endpoint, Route};
 use super::Shared;
@@ -45,8 +47,15 @@ fn admitted(shared: &Shared, route: Route, req: &Incoming, who: &Active) -> Resu
         Route::Plain(Endpoint::Concerts) => ok(b.concerts(who)?),
         Route::Plain(Endpoint::Hold) => {
             let body: HoldBody = body_of(req, who)?;
-            Ok(Reply::json(201, &b.hold(who, body.showtime_id, body.seat_id)?))
+            let showtime = body.showtime_id;
+            match body.seats()? {
+                OneOrMany::One(seat) => Ok(Reply::json(201, &b.hold(who, showtime, seat)?)),
+                OneOrMany::Many(seats) => {
+                    Ok(Reply::json(201, &b.hold_seats(who, showtime, &seats)?))
+                }
+            }
         }
+        Route::Ticket(Endpoint::Extend, ticket) => ok(b.extend(who, ticket)?),
         other => unreachable!("{} is not an active route", other.endpoint().label()),
     }
 }
@@ -59,8 +68,13 @@ fn identified(
     who: &Identity,
 ) -> Result<Reply, Failure> {
     let b = &*shared.booking;
-    let Route::Plain(endpoint) = route else {
-        unreachable!("{} is not an identity route", route.endpoint().label())
+    let endpoint = match route {
+        Route::Plain(endpoint) => endpoint,
+        Route::Ticket(Endpoint::Release, ticket) => return ok(b.release(who, ticket)?),
+        Route::Ticket(Endpoint::Cancel, ticket) => {
+            return ok(b.cancel(who, ticket, req.idempotency_key()?.as_ref())?)
+        }
+        other => unreachable!("{} is not an identity route", other.endpoint().label()),
     };
     match endpoint {
         Endpoint::QueueStatus => ok(b.queue_status(who)?),
@@ -73,7 +87,11 @@ fn identified(
         Endpoint::PointHistory => ok(b.point_history(who)?),
         Endpoint::Pay => {
             let body: PayBody = body_of(req, who)?;
-            let payment = b.pay(who, body.ticket_id, req.idempotency_key()?.as_ref())?;
+            let key = req.idempotency_key()?;
+            let payment = match body.tickets()? {
+                OneOrMany::One(ticket) => b.pay(who, ticket, key.as_ref())?,
+                OneOrMany::Many(tickets) => b.pay_tickets(who, &tickets, key.as_ref())?,
+            };
             Ok(Reply::json(201, &payment))
         }
         Endpoint::PaymentHistory => ok(b.payment_history(who)?),

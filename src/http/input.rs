@@ -58,8 +58,9 @@ impl Incoming<'_> {
 
     /// The body as `T` (a JSON object); see the module docs for which error is which.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, Failure> {
-        let value: serde_json::Value = serde_json::from_slice(&self.body)
-            .map_err(|e| Failure::InvalidJson(format!("the request body is not valid JSON: {e}")))?;
+        let value: serde_json::Value = serde_json::from_slice(&self.body).map_err(|e| {
+            Failure::InvalidJson(format!("the request body is not valid JSON: {e}"))
+        })?;
         if !value.is_object() {
             // serde would read a struct from an array too; a body is an object.
             return Err(
@@ -97,17 +98,63 @@ pub struct TokenBody {
     pub user_id: Option<UserId>,
 }
 
-/// `POST /tickets`.
+/// `POST /tickets`: one seat (`seat_id`) or several (`seat_ids`), not both.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HoldBody {
     /// The showtime.
     pub showtime_id: ShowtimeId,
-    /// The seat.
-    pub seat_id: SeatId,
+    /// The seat (the single form).
+    #[serde(default)]
+    pub seat_id: Option<SeatId>,
+    /// The seats (the list form).
+    #[serde(default)]
+    pub seat_ids: Option<Vec<SeatId>>,
     /// Must be the token's user, if given.
     #[serde(default)]
     pub user_id: Option<UserId>,
+}
+
+/// One id, or a list of them: which form a body used.
+pub enum OneOrMany<T> {
+    /// `"seat_id": 5`
+    One(T),
+    /// `"seat_ids": [5, 6]`
+    Many(Vec<T>),
+}
+
+/// The form a body used: exactly one of `one` and `many` must be given.
+fn one_or_many<T>(
+    one: Option<T>,
+    many: Option<Vec<T>>,
+    name: &str,
+) -> Result<OneOrMany<T>, Failure> {
+    match (one, many) {
+        (Some(id), None) => Ok(OneOrMany::One(id)),
+        (None, Some(ids)) => Ok(OneOrMany::Many(ids)),
+        (Some(_), Some(_)) => Err(Error::InvalidRequest(format!(
+            "give either {name}_id or {name}_ids, not both"
+        ))
+        .into()),
+        (None, None) => Err(Error::InvalidRequest(format!(
+            "missing field `{name}_id` (or `{name}_ids`)"
+        ))
+        .into()),
+    }
+}
+
+impl HoldBody {
+    /// The seat or seats asked for.
+    pub fn seats(self) -> Result<OneOrMany<SeatId>, Failure> {
+        one_or_many(self.seat_id, self.seat_ids, "seat")
+    }
+}
+
+impl PayBody {
+    /// The ticket or tickets paid for.
+    pub fn tickets(self) -> Result<OneOrMany<TicketId>, Failure> {
+        one_or_many(self.ticket_id, self.ticket_ids, "ticket")
+    }
 }
 
 /// `POST /points`.
@@ -121,12 +168,16 @@ pub struct ChargeBody {
     pub user_id: Option<UserId>,
 }
 
-/// `POST /payments`.
+/// `POST /payments`: one ticket (`ticket_id`) or several (`ticket_ids`), not both.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PayBody {
-    /// The held ticket to pay for.
-    pub ticket_id: TicketId,
+    /// The held ticket to pay for (the single form).
+    #[serde(default)]
+    pub ticket_id: Option<TicketId>,
+    /// The held tickets to pay for (the list form).
+    #[serde(default)]
+    pub ticket_ids: Option<Vec<TicketId>>,
     /// Must be the token's user, if given.
     #[serde(default)]
     pub user_id: Option<UserId>,
@@ -195,8 +246,34 @@ mod tests {
             "invalid_request"
         );
         assert_eq!(
-            hold(r#"{"showtime_id":1,"seat_id":4}"#).unwrap().seat_id.get(),
-            4
+            hold(r#"{"showtime_id":1,"seat_id":4}"#)
+                .unwrap()
+                .seat_id
+                .map(SeatId::get),
+            Some(4)
+        );
+        assert_eq!(
+            hold(r#"{"showtime_id":1,"seat_ids":[4,0]}"#).unwrap_err(),
+            "invalid_request"
+        );
+        let form = |b: &str| {
+            with_body(b)
+                .json::<HoldBody>()
+                .unwrap()
+                .seats()
+                .map(|f| match f {
+                    OneOrMany::One(_) => 1,
+                    OneOrMany::Many(v) => v.len() + 10,
+                })
+                .map_err(|e| e.code())
+        };
+        assert_eq!(form(r#"{"showtime_id":1,"seat_id":4}"#), Ok(1));
+        assert_eq!(form(r#"{"showtime_id":1,"seat_ids":[4,5]}"#), Ok(12));
+        assert_eq!(form(r#"{"showtime_id":1,"seat_ids":[]}"#), Ok(10));
+        assert_eq!(form(r#"{"showtime_id":1}"#), Err("invalid_request"));
+        assert_eq!(
+            form(r#"{"showtime_id":1,"seat_id":4,"seat_ids":[4]}"#),
+            Err("invalid_request")
         );
         assert!(with_body("")
             .json_or_empty::<TokenBody>()

@@ -66,7 +66,12 @@ impl Failure {
                 | Error::HoldLimitReached(_)
                 | Error::HoldExpired(_)
                 | Error::AlreadyPaid(_)
-                | Error::ShowtimeClosed(_)
+                | Error::ShowtimeClosed(..)
+                | Error::SaleNotOpen { .. }
+                | Error::TicketNotHeld(_)
+                | Error::ExtensionLimit { .. }
+                | Error::TicketNotPaid(_)
+                | Error::CancelClosed { .. }
                 | Error::BalanceLimit { .. }
                 | Error::IdempotencyConflict => 409,
                 Error::IdempotencyKeyReused => 422,

@@ -4,7 +4,7 @@
 //! `405 method_not_allowed`; anything else is `404 not_found`. `HEAD` is served wherever `GET` is.
 
 use super::assets::{self, Asset};
-use crate::{ConcertId, Error, ShowtimeId};
+use crate::{ConcertId, Error, ShowtimeId, TicketId};
 
 /// Who may call an endpoint (API.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +85,9 @@ endpoints! {
     Showtimes => "GET" "/concerts/{concert_id}" Active,
     Seats => "GET" "/concerts/{concert_id}:{showtime_id}" Active,
     Hold => "POST" "/tickets" Active,
+    Release => "DELETE" "/tickets/{ticket_id}" Identity,
+    Extend => "POST" "/tickets/{ticket_id}/extend" Active,
+    Cancel => "POST" "/tickets/{ticket_id}/cancel" Identity,
     Tickets => "GET" "/tickets" Identity,
     Charge => "POST" "/points" Identity,
     Balance => "GET" "/points" Identity,
@@ -102,6 +105,8 @@ pub enum Route {
     Showtimes(ConcertId),
     /// `GET /concerts/{concert_id}:{showtime_id}`.
     Seats(ConcertId, ShowtimeId),
+    /// `/tickets/{ticket_id}` and its actions: the endpoint and the ticket.
+    Ticket(Endpoint, TicketId),
     /// Any endpoint whose path carries nothing.
     Plain(Endpoint),
 }
@@ -113,6 +118,7 @@ impl Route {
             Route::Asset(_) => Endpoint::Asset,
             Route::Showtimes(_) => Endpoint::Showtimes,
             Route::Seats(..) => Endpoint::Seats,
+            Route::Ticket(e, _) => *e,
             Route::Plain(e) => *e,
         }
     }
@@ -124,6 +130,8 @@ enum Resource {
     Fixed(&'static str),
     Showtimes(Result<ConcertId, Error>),
     Seats(Result<(ConcertId, ShowtimeId), Error>),
+    /// `/tickets/{ticket_id}` (action `""`), `/tickets/{ticket_id}/extend`, `…/cancel`.
+    Ticket(Result<TicketId, Error>, &'static str),
 }
 
 fn resource(path: &str) -> Option<Resource> {
@@ -141,6 +149,20 @@ fn resource(path: &str) -> Option<Resource> {
                 Resource::Seats(ConcertId::parse(c).and_then(|c| Ok((c, ShowtimeId::parse(s)?))))
             }
         });
+    }
+    if let Some(rest) = path.strip_prefix("/tickets/") {
+        let (id, action) = rest.split_once('/').unwrap_or((rest, ""));
+        let action = match action {
+            "" => "",
+            "extend" => "/extend",
+            "cancel" => "/cancel",
+            _ => return None,
+        };
+        if id.is_empty() {
+            return None;
+        }
+        let id = percent_encoding::percent_decode_str(id).decode_utf8_lossy();
+        return Some(Resource::Ticket(TicketId::parse(&id), action));
     }
     Endpoint::ALL
         .iter()
@@ -176,6 +198,16 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, Unrouted> {
             allowed("GET")?;
             ids.map(|(c, s)| Route::Seats(c, s))
                 .map_err(|e| Unrouted::BadId(e, Endpoint::Seats))
+        }
+        Resource::Ticket(id, action) => {
+            let endpoint = match action {
+                "" => Endpoint::Release,
+                "/extend" => Endpoint::Extend,
+                _ => Endpoint::Cancel,
+            };
+            allowed(endpoint.method())?;
+            id.map(|id| Route::Ticket(endpoint, id))
+                .map_err(|e| Unrouted::BadId(e, endpoint))
         }
         Resource::Fixed(p) => {
             let mut methods = Endpoint::ALL.iter().filter(|e| e.path() == p);
@@ -220,7 +252,8 @@ mod tests {
             let path = e
                 .path()
                 .replace("{concert_id}", "1")
-                .replace("{showtime_id}", "2");
+                .replace("{showtime_id}", "2")
+                .replace("{ticket_id}", "3");
             assert_eq!(ok(e.method(), &path), *e, "{}", e.label());
         }
         assert_eq!(ok("GET", "/"), Endpoint::Asset);
@@ -278,6 +311,21 @@ mod tests {
         assert!(matches!(
             resolve("PUT", "/concerts/x"),
             Err(Unrouted::MethodNotAllowed(_))
+        ));
+        assert!(matches!(
+            resolve("GET", "/tickets/5"),
+            Err(Unrouted::MethodNotAllowed("DELETE"))
+        ));
+        assert!(matches!(
+            resolve("GET", "/tickets/5/cancel"),
+            Err(Unrouted::MethodNotAllowed("POST"))
+        ));
+        for p in ["/tickets/5/refund", "/tickets/", "/tickets/5/extend/x"] {
+            assert!(matches!(resolve("POST", p), Err(Unrouted::NotFound)), "{p}");
+        }
+        assert!(matches!(
+            resolve("DELETE", "/tickets/x"),
+            Err(Unrouted::BadId(_, Endpoint::Release))
         ));
     }
 }

@@ -1,7 +1,7 @@
 //! The command line of `booking-cli`: commands, flags, help text with an example for each.
 //! Declarations only; `main.rs` runs them.
 
-use booking::{ConcertId, IdempotencyKey, Points, ShowtimeId, UserId};
+use booking::{ConcertId, IdempotencyKey, Points, ShowtimeId, TicketId, UserId};
 use chrono::{DateTime, FixedOffset};
 use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -79,6 +79,18 @@ pub enum Command {
     /// Charge points to a wallet, or show its balance
     #[command(subcommand)]
     Points(PointsCmd),
+    /// Cancel a paid ticket with a refund (an operator's cancel)
+    #[command(subcommand)]
+    Ticket(TicketCmd),
+    /// Per showtime: seats by status, revenue, refunds and fees
+    #[command(after_help = "Examples:
+  booking-cli report
+  booking-cli --json report --showtime 3")]
+    Report {
+        /// Only this showtime
+        #[arg(long, value_name = "ID", value_parser = ShowtimeId::parse)]
+        showtime: Option<ShowtimeId>,
+    },
     /// The waiting room
     #[command(subcommand)]
     Queue(QueueCmd),
@@ -138,6 +150,17 @@ pub enum ShowtimeCmd {
         /// The price of each seat, in points
         #[arg(long, value_name = "P", allow_negative_numbers = true)]
         price: Points,
+        /// When its sale opens, RFC 3339 (before it, holds get sale_not_open); default: at once
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        sale_opens_at: Option<DateTime<FixedOffset>>,
+    },
+    /// Call a showtime off: refund every paid ticket in full, release every hold, sell no more
+    #[command(after_help = "Example:
+  booking-cli showtime cancel --showtime 3")]
+    Cancel {
+        /// The showtime's id
+        #[arg(long, value_name = "ID", value_parser = ShowtimeId::parse)]
+        showtime: ShowtimeId,
     },
     /// List every showtime of a concert, past ones included
     #[command(after_help = "Example:\n  booking-cli showtime list --concert 1")]
@@ -173,6 +196,22 @@ pub enum PointsCmd {
         /// The user's UUID
         #[arg(long, value_name = "UUID", value_parser = UserId::parse)]
         user: UserId,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TicketCmd {
+    /// Cancel a paid ticket before its show, refunding its price less the fee
+    #[command(after_help = "Examples:
+  booking-cli ticket cancel --ticket 42
+  booking-cli ticket cancel --ticket 42 --no-fee")]
+    Cancel {
+        /// The ticket's id
+        #[arg(long, value_name = "ID", value_parser = TicketId::parse)]
+        ticket: TicketId,
+        /// Refund the whole price (keep no fee)
+        #[arg(long)]
+        no_fee: bool,
     },
 }
 

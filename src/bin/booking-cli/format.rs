@@ -2,8 +2,8 @@
 //! Presentation only — no SQL and no rules live here.
 
 use booking::{
-    Balance, Concert, ConcertId, NewShowtime, Points, Pricing, Seat, SeatStatus, SeedReport,
-    Showtime, ShowtimeId, SweepReport, VerifyReport,
+    Balance, Cancellation, Concert, ConcertId, NewShowtime, Points, Pricing, Seat, SeatStatus,
+    SeedReport, Showtime, ShowtimeCancelled, ShowtimeId, ShowtimeReport, SweepReport, VerifyReport,
 };
 use std::fmt::Write as _;
 use std::path::Path;
@@ -200,6 +200,72 @@ pub fn seat_map(showtime: ShowtimeId, seats: &[Seat], color: bool) -> String {
         let _ = writeln!(out, " {price}");
     }
     out.trim_end().to_string()
+}
+
+/// `ticket cancel`.
+pub fn ticket_cancelled(c: &Cancellation) -> String {
+    format!(
+        "cancelled ticket {} (seat {} of showtime {}): refunded {} points, fee {}; balance of {} now {}",
+        c.ticket.id,
+        c.ticket.seat_number,
+        c.ticket.showtime_id,
+        points(c.refund.get()),
+        points(c.fee.get()),
+        c.ticket.user_id,
+        points(c.balance.get())
+    )
+}
+
+/// `showtime cancel`.
+pub fn showtime_cancelled(id: ShowtimeId, d: &ShowtimeCancelled) -> String {
+    format!(
+        "showtime {id} is called off: {} paid tickets cancelled and {} points refunded in full, {} holds released",
+        points(d.cancelled as i64),
+        points(d.refunded.get()),
+        points(d.released as i64)
+    )
+}
+
+/// `report`.
+pub fn report(rows: &[ShowtimeReport]) -> String {
+    if rows.is_empty() {
+        return "no showtimes yet".into();
+    }
+    let cols = [
+        Col("SHOWTIME", true),
+        Col("CONCERT", true),
+        Col("STARTS AT", false),
+        Col("TOTAL", true),
+        Col("AVAILABLE", true),
+        Col("HELD", true),
+        Col("SOLD", true),
+        Col("REVENUE", true),
+        Col("REFUNDED", true),
+        Col("FEES", true),
+    ];
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let when = r.starts_at.format("%Y-%m-%d %H:%M UTC").to_string();
+            vec![
+                r.showtime_id.to_string(),
+                r.concert_id.to_string(),
+                if r.cancelled {
+                    format!("{when} (called off)")
+                } else {
+                    when
+                },
+                points(r.total),
+                points(r.available),
+                points(r.held),
+                points(r.sold),
+                points(r.revenue.get()),
+                points(r.refunded.get()),
+                points(r.fees.get()),
+            ]
+        })
+        .collect();
+    table(&cols, &rows)
 }
 
 /// `queue status`.

@@ -9,7 +9,7 @@
 mod args;
 mod format;
 
-use args::{Cli, Command, ConcertCmd, PointsCmd, QueueCmd, ShowtimeCmd};
+use args::{Cli, Command, ConcertCmd, PointsCmd, QueueCmd, ShowtimeCmd, TicketCmd};
 use booking::{Booking, CatalogFile, Config, NewShowtime, Pricing};
 use clap::{CommandFactory, Parser};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -148,22 +148,23 @@ fn try_main(cli: &Cli) -> anyhow::Result<()> {
                 format!("added concert {id}: {title}")
             })
         }
-        Command::Concert(ConcertCmd::List) => {
-            out.print(&open(cli, false)?.operator().concerts()?, |l| {
+        Command::Concert(ConcertCmd::List) => out
+            .print(&open(cli, false)?.operator().concerts()?, |l| {
                 format::concerts(l)
-            })
-        }
+            }),
         Command::Showtime(ShowtimeCmd::Add {
             concert,
             starts_at,
             seats,
             price,
+            sale_opens_at,
         }) => {
             let b = open(cli, true)?;
             let new = NewShowtime {
                 starts_at: *starts_at,
                 seats: *seats,
                 price: Pricing::Flat(*price),
+                sale_opens_at: *sale_opens_at,
             };
             let bar = out.progress(Some(u64::from(*seats)), "adding seats");
             let id = with_progress(bar, |p| b.operator().add_showtime(*concert, &new, p))?;
@@ -175,6 +176,20 @@ fn try_main(cli: &Cli) -> anyhow::Result<()> {
             .print(&open(cli, false)?.operator().showtimes(*concert)?, |l| {
                 format::showtimes(l)
             }),
+        Command::Showtime(ShowtimeCmd::Cancel { showtime }) => {
+            let done = open(cli, false)?.operator().cancel_showtime(*showtime)?;
+            out.print(&done, |d| format::showtime_cancelled(*showtime, d))
+        }
+        Command::Ticket(TicketCmd::Cancel { ticket, no_fee }) => {
+            let done = open(cli, false)?
+                .operator()
+                .cancel_ticket(*ticket, *no_fee)?;
+            out.print(&done, format::ticket_cancelled)
+        }
+        Command::Report { showtime } => {
+            let rows = open(cli, false)?.operator().report(*showtime)?;
+            out.print(&rows, |r| format::report(r))
+        }
         Command::Seats { showtime } => {
             let color = out.interactive() && std::env::var_os("NO_COLOR").is_none();
             let seats = open(cli, false)?.operator().seats(*showtime)?;
@@ -203,15 +218,14 @@ fn try_main(cli: &Cli) -> anyhow::Result<()> {
                     .charge(*user, *amount, idempotency_key.as_ref())?;
             out.print(&balance, |b| format::charged(*amount, b))
         }
-        Command::Points(PointsCmd::Show { user }) => {
-            out.print(&open(cli, false)?.operator().balance(*user)?, format::balance)
-        }
-        Command::Queue(QueueCmd::Status) => {
-            out.print(
-                &open(cli, false)?.operator().queue_counts()?,
-                format::queue_counts,
-            )
-        }
+        Command::Points(PointsCmd::Show { user }) => out.print(
+            &open(cli, false)?.operator().balance(*user)?,
+            format::balance,
+        ),
+        Command::Queue(QueueCmd::Status) => out.print(
+            &open(cli, false)?.operator().queue_counts()?,
+            format::queue_counts,
+        ),
         Command::Sweep => {
             let b = open(cli, true)?;
             out.print(
@@ -254,6 +268,9 @@ fn hint(e: &booking::Error) -> Option<&'static str> {
     match e {
         booking::Error::NotFound(booking::Entity::Concert) => {
             Some("`booking-cli concert list` shows the concerts and their ids")
+        }
+        booking::Error::NotFound(booking::Entity::Ticket) => {
+            Some("a ticket's id is in the user's `GET /tickets`")
         }
         booking::Error::NotFound(booking::Entity::Showtime) => {
             Some("`booking-cli showtime list --concert ID` shows a concert's showtimes")

@@ -359,6 +359,9 @@ fn holds_racing_the_payment_that_ends_the_turn_never_commit_after_it(#[case] bac
     assert!(created > paid_at, "{created} > {paid_at}");
     eprintln!("{backend:?}: {won} holds before the payment, {lost} refused after it");
     assert_eq!(won + lost, ROUNDS * (HANDS - 1));
-    assert!(won > 0 && lost > 0, "the holds raced the payment: some won, some lost");
+    assert!(
+        won > 0 && lost > 0,
+        "the holds raced the payment: some won, some lost"
+    );
     f.assert_verified();
 }

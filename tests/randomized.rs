@@ -1,16 +1,12 @@
 //! Thousands of random operation sequences from several threads against one database, with the
 //! clock jumping around; afterwards every invariant must hold and the books must balance.
-#[path = "fixture/mod.rs"]
 mod fixture;
-/// Request writes run one transaction each here; `tests/batched.rs` runs this file again through
-/// the group-commit writer.
-#[allow(dead_code)]
-const GROUP_COMMIT: bool = false;
 
 use booking::*;
 use fixture::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use rstest_reuse::apply;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -27,24 +23,20 @@ struct Tally {
     payments: HashSet<PaymentId>,
     paid_amount: i64,
     ops: usize,
+    holds: usize,
 }
 
-#[test]
-fn random_concurrent_journeys_keep_every_invariant() {
-    let f = Arc::new(fixture_with(
-        test_config().with_max_active(8).with_max_holds_per_user(2),
-    ));
+#[apply(backends)]
+fn random_concurrent_journeys_keep_every_invariant(#[case] backend: Backend) {
+    let f = Arc::new(fixture_with(backend, |c| {
+        c.with_max_active(8).with_max_holds_per_user(2)
+    }));
     let users: Vec<UserId> = (0..USERS).map(|_| UserId::new_random()).collect();
     let tokens: Arc<Mutex<HashMap<UserId, String>>> = Arc::default();
     let tally: Arc<Mutex<Tally>> = Arc::default();
     let seats: Vec<(ShowtimeId, SeatId)> = [f.showtime, f.other_showtime]
         .iter()
-        .flat_map(|s| {
-            f.b.list_seats(f.concert, *s)
-                .unwrap()
-                .into_iter()
-                .map(move |seat| (*s, seat.id))
-        })
+        .flat_map(|s| f.seats_of(*s).into_iter().map(move |seat| (*s, seat.id)))
         .collect();
 
     let handles: Vec<_> = (0..THREADS)
@@ -62,30 +54,40 @@ fn random_concurrent_journeys_keep_every_invariant() {
                 for _ in 0..OPS_PER_THREAD {
                     let u = users[rng.random_range(0..USERS)];
                     local.ops += 1;
+                    let token = tokens.lock().unwrap().get(&u).cloned();
                     match rng.random_range(0..100) {
                         0..=14 => {
                             let e = f.b.enter_queue(Some(u)).unwrap();
                             tokens.lock().unwrap().insert(u, e.token);
                         }
                         15..=29 => {
-                            let token = tokens.lock().unwrap().get(&u).cloned();
                             if let Some(token) = token {
-                                let p = f.b.authorize(&token, Guard::Identity).unwrap();
+                                let p = f.b.authorize(&token).unwrap();
                                 let s = f.b.queue_status(&p).unwrap();
                                 assert!(s.status != EntryStatus::Waiting || s.position >= 1);
                             }
                         }
                         30..=54 => {
-                            let token = tokens.lock().unwrap().get(&u).cloned();
                             let Some(token) = token else { continue };
-                            match f.b.authorize(&token, Guard::Active) {
+                            match f.b.authorize_active(&token) {
                                 Ok(p) => {
                                     let (show, seat) = seats[rng.random_range(0..seats.len())];
-                                    match f.b.hold(p.user_id, show, seat) {
-                                        Ok(t) => assert_eq!(t.status, TicketStatus::Held),
+                                    match f.b.hold(&p, show, seat) {
+                                        Ok(t) => {
+                                            assert_eq!(t.status, TicketStatus::Held);
+                                            local.holds += 1;
+                                        }
+                                        // `queue_not_active`: the entry was active when the
+                                        // proof was made, and another thread's clock jump or
+                                        // this user's payment ended the turn since (the hold
+                                        // checks again in its own transaction).
                                         Err(e) => assert!(
-                                            ["seat_unavailable", "hold_limit_reached"]
-                                                .contains(&e.code()),
+                                            [
+                                                "seat_unavailable",
+                                                "hold_limit_reached",
+                                                "queue_not_active"
+                                            ]
+                                            .contains(&e.code()),
                                             "hold: {e}"
                                         ),
                                     }
@@ -99,9 +101,16 @@ fn random_concurrent_journeys_keep_every_invariant() {
                                 1 => 20_000_000,
                                 _ => rng.random_range(1..20_000),
                             };
+                            // A user charges their own wallet once they have a token; before
+                            // that, an operator tops it up (the same rules either way).
+                            let who = token.map(|t| f.b.authorize(&t).unwrap());
+                            let charge = |key: Option<&IdempotencyKey>| match &who {
+                                Some(who) => f.b.charge(who, pts(amount), key),
+                                None => f.op().charge(u, pts(amount), key),
+                            };
                             if rng.random_bool(0.5) {
                                 let key = format!("k{}", rng.random_range(0..6));
-                                match f.b.charge(u, amount, Some(&key)) {
+                                match charge(Some(&IdempotencyKey::parse(&key).unwrap())) {
                                     Ok(_) => {
                                         let prev =
                                             local.keyed_charges.insert((u, key.clone()), amount);
@@ -118,7 +127,7 @@ fn random_concurrent_journeys_keep_every_invariant() {
                                     ),
                                 }
                             } else {
-                                match f.b.charge(u, amount, None) {
+                                match charge(None) {
                                     Ok(_) => local.unkeyed_charges += amount,
                                     Err(e) => assert!(
                                         ["invalid_amount", "balance_limit"].contains(&e.code()),
@@ -128,17 +137,22 @@ fn random_concurrent_journeys_keep_every_invariant() {
                             }
                         }
                         70..=84 => {
-                            let tickets = f.b.tickets(u).unwrap();
+                            // A user without a token has never entered, so has no tickets.
+                            let Some(token) = token else { continue };
+                            let who = f.b.authorize(&token).unwrap();
+                            let tickets = f.b.tickets(&who).unwrap();
                             if tickets.is_empty() {
                                 continue;
                             }
                             let t = &tickets[rng.random_range(0..tickets.len())];
-                            let key = rng.random_bool(0.3).then(|| format!("pay-{}", t.id));
-                            match f.b.pay(u, t.id, key.as_deref()) {
+                            let key = rng
+                                .random_bool(0.3)
+                                .then(|| IdempotencyKey::parse(&format!("pay-{}", t.id)).unwrap());
+                            match f.b.pay(&who, t.id, key.as_ref()) {
                                 Ok(p) => {
                                     assert_eq!(p.amount, t.price);
                                     if local.payments.insert(p.id) {
-                                        local.paid_amount += p.amount;
+                                        local.paid_amount += p.amount.get();
                                     }
                                 }
                                 Err(e) => assert!(
@@ -155,12 +169,13 @@ fn random_concurrent_journeys_keep_every_invariant() {
                             .clock
                             .advance(Duration::from_secs(rng.random_range(200..400))),
                         _ => {
-                            f.b.sweep().unwrap();
+                            f.op().sweep().unwrap();
                         }
                     }
                 }
                 let mut all = tally.lock().unwrap();
                 all.ops += local.ops;
+                all.holds += local.holds;
                 all.unkeyed_charges += local.unkeyed_charges;
                 for (k, v) in local.keyed_charges {
                     let prev = all.keyed_charges.insert(k, v);
@@ -180,14 +195,24 @@ fn random_concurrent_journeys_keep_every_invariant() {
 
     let tally = tally.lock().unwrap();
     assert_eq!(tally.ops, THREADS * OPS_PER_THREAD);
+    assert!(tally.holds > 0, "the run exercised holds");
     f.assert_verified();
     let charged: i64 = tally.unkeyed_charges + tally.keyed_charges.values().sum::<i64>();
-    let balances: i64 = users.iter().map(|u| f.b.balance(*u).unwrap().balance).sum();
+    let balances: i64 = users
+        .iter()
+        .map(|u| f.op().balance(*u).unwrap().balance.get())
+        .sum();
+    // Each user's own view of their payments (a fresh token each: entering again is harmless
+    // here, the run is over).
     let payments: Vec<Payment> = users
         .iter()
-        .flat_map(|u| f.b.payment_history(*u).unwrap())
+        .flat_map(|u| {
+            let e = f.b.enter_queue(Some(*u)).unwrap();
+            f.b.payment_history(&f.b.authorize(&e.token).unwrap())
+                .unwrap()
+        })
         .collect();
-    let paid: i64 = payments.iter().map(|p| p.amount).sum();
+    let paid: i64 = payments.iter().map(|p| p.amount.get()).sum();
     assert_eq!(
         payments.len(),
         tally.payments.len(),
@@ -196,12 +221,12 @@ fn random_concurrent_journeys_keep_every_invariant() {
     assert_eq!(balances, charged - paid, "no point lost or invented");
     let sold = [f.showtime, f.other_showtime]
         .iter()
-        .flat_map(|s| f.b.list_seats(f.concert, *s).unwrap())
+        .flat_map(|s| f.seats_of(*s))
         .filter(|s| s.status == SeatStatus::Sold)
         .count();
     assert_eq!(sold, payments.len(), "one sold seat per payment");
     assert!(!payments.is_empty(), "the run exercised payments");
     f.clock.advance(Duration::from_secs(3600));
-    f.b.sweep().unwrap();
+    f.op().sweep().unwrap();
     f.assert_verified();
 }

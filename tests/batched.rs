@@ -48,7 +48,7 @@ fn the_path_under_test_is_the_batched_one() {
 #[test]
 fn in_one_batch_failures_change_nothing_and_successes_all_land() {
     let f = Arc::new(fixture_with(Backend::GroupCommit, |c| {
-        c.with_max_holds_per_user(100)
+        c.with_max_tickets_per_user(100)
     }));
     let rich = f.active_user();
     let poor = f.active_user();

@@ -98,6 +98,7 @@ fn adding_showtimes_validates_every_field(#[case] backend: Backend) {
     let op = f.op();
     let at = (f.clock.now() + Days::days(3)).fixed_offset();
     let new = |seats, price| NewShowtime {
+        sale_opens_at: None,
         starts_at: at,
         seats,
         price,
@@ -121,6 +122,7 @@ fn adding_showtimes_validates_every_field(#[case] backend: Backend) {
         "not_found"
     );
     let past = NewShowtime {
+        sale_opens_at: None,
         starts_at: (f.clock.now() - Days::hours(1)).fixed_offset(),
         seats: 5,
         price: flat(1),
@@ -147,6 +149,7 @@ fn a_large_showtime_is_added_in_one_go_with_progress(#[case] backend: Backend) {
     let f = fixture(backend);
     let mut reported = 0;
     let s = NewShowtime {
+        sale_opens_at: None,
         starts_at: (f.clock.now() + Days::days(9)).fixed_offset(),
         seats: 50_000,
         price: Pricing::Flat(pts(50_000)),

@@ -213,7 +213,7 @@ fn showtimes_are_added_with_their_seats_and_listed() {
     assert_eq!(list.as_array().unwrap().len(), 2);
     assert_eq!(
         list[0],
-        json!({ "id": 1, "concert_id": 1, "starts_at": "2031-05-01T10:00:00Z",
+        json!({ "id": 1, "concert_id": 1, "starts_at": "2031-05-01T10:00:00Z", "sale_opens_at": null,
                 "total_seats": 50, "available_seats": 50 })
     );
     let table = db.text(&["showtime", "list", "--concert", "1"]);

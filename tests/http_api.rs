@@ -472,7 +472,7 @@ fn another_users_ticket_is_not_found() {
 
 #[test]
 fn domain_conflicts_over_http() {
-    let mut cfg = booking::Config::default().with_max_holds_per_user(2);
+    let mut cfg = booking::Config::default().with_max_tickets_per_user(2);
     cfg.max_balance = 15_000_000;
     let srv = TestServer::start_with(cfg);
     let a = srv.enter();

@@ -244,7 +244,7 @@ fn holds_racing_the_payment_that_ends_the_turn_never_commit_after_it(#[case] bac
     let clock = ManualClock::fixed();
     let b = Booking::open_temporary(
         // The paid ticket plus one hold per other hand: the hold limit is never the answer.
-        test_config(backend).with_max_holds_per_user(HANDS as u32),
+        test_config(backend).with_max_tickets_per_user(HANDS as u32),
         Arc::new(Ticking(clock.clone())),
     )
     .unwrap();
@@ -260,6 +260,7 @@ fn holds_racing_the_payment_that_ends_the_turn_never_commit_after_it(#[case] bac
             .add_showtime(
                 f.concert,
                 &NewShowtime {
+                    sale_opens_at: None,
                     starts_at: (f.starts_at + chrono::Duration::hours(round as i64)).fixed_offset(),
                     seats: HANDS as u32,
                     price: Pricing::Flat(pts(1_000)),

@@ -29,7 +29,7 @@ struct Tally {
 #[apply(backends)]
 fn random_concurrent_journeys_keep_every_invariant(#[case] backend: Backend) {
     let f = Arc::new(fixture_with(backend, |c| {
-        c.with_max_active(8).with_max_holds_per_user(2)
+        c.with_max_active(8).with_max_tickets_per_user(2)
     }));
     let users: Vec<UserId> = (0..USERS).map(|_| UserId::new_random()).collect();
     let tokens: Arc<Mutex<HashMap<UserId, String>>> = Arc::default();

@@ -320,8 +320,41 @@ fn every_library_error_has_its_contract_code() {
             "already_paid",
         ),
         (
-            Error::ShowtimeClosed(ShowtimeId::new(1).unwrap()),
+            Error::ShowtimeClosed(ShowtimeId::new(1).unwrap(), Closed::Started),
             "showtime_closed",
+        ),
+        (
+            Error::ShowtimeClosed(ShowtimeId::new(1).unwrap(), Closed::CalledOff),
+            "showtime_closed",
+        ),
+        (
+            Error::SaleNotOpen {
+                showtime: ShowtimeId::new(1).unwrap(),
+                opens_at: chrono::Utc::now(),
+            },
+            "sale_not_open",
+        ),
+        (
+            Error::TicketNotHeld(TicketId::new(1).unwrap()),
+            "ticket_not_held",
+        ),
+        (
+            Error::ExtensionLimit {
+                ticket: TicketId::new(1).unwrap(),
+                max: 1,
+            },
+            "extension_limit",
+        ),
+        (
+            Error::TicketNotPaid(TicketId::new(1).unwrap()),
+            "ticket_not_paid",
+        ),
+        (
+            Error::CancelClosed {
+                ticket: TicketId::new(1).unwrap(),
+                closed_at: chrono::Utc::now(),
+            },
+            "cancel_closed",
         ),
         (
             Error::BalanceLimit {

@@ -22,6 +22,10 @@ struct Tally {
     keyed_charges: HashMap<(UserId, String), i64>,
     payments: HashSet<PaymentId>,
     paid_amount: i64,
+    /// Refund per cancelled ticket (a replayed cancel counts once).
+    refunds: HashMap<TicketId, i64>,
+    releases: usize,
+    extensions: usize,
     ops: usize,
     holds: usize,
 }
@@ -29,7 +33,9 @@ struct Tally {
 #[apply(backends)]
 fn random_concurrent_journeys_keep_every_invariant(#[case] backend: Backend) {
     let f = Arc::new(fixture_with(backend, |c| {
-        c.with_max_active(8).with_max_tickets_per_user(2)
+        c.with_max_active(8)
+            .with_max_tickets_per_user(3)
+            .with_cancel_cutoff(Duration::from_secs(3600))
     }));
     let users: Vec<UserId> = (0..USERS).map(|_| UserId::new_random()).collect();
     let tokens: Arc<Mutex<HashMap<UserId, String>>> = Arc::default();
@@ -72,10 +78,19 @@ fn random_concurrent_journeys_keep_every_invariant(#[case] backend: Backend) {
                             match f.b.authorize_active(&token) {
                                 Ok(p) => {
                                     let (show, seat) = seats[rng.random_range(0..seats.len())];
-                                    match f.b.hold(&p, show, seat) {
-                                        Ok(t) => {
-                                            assert_eq!(t.status, TicketStatus::Held);
-                                            local.holds += 1;
+                                    // One seat, or two or three of the same showtime at once.
+                                    let mut want = vec![seat];
+                                    for _ in 0..rng.random_range(0..3) {
+                                        let (s2, seat2) = seats[rng.random_range(0..seats.len())];
+                                        if s2 == show && !want.contains(&seat2) {
+                                            want.push(seat2);
+                                        }
+                                    }
+                                    match f.b.hold_seats(&p, show, &want) {
+                                        Ok(held) => {
+                                            assert_eq!(held.len(), want.len());
+                                            assert!(held.iter().all(|t| t.status == TicketStatus::Held));
+                                            local.holds += held.len();
                                         }
                                         // `queue_not_active`: the entry was active when the
                                         // proof was made, and another thread's clock jump or
@@ -144,27 +159,108 @@ fn random_concurrent_journeys_keep_every_invariant(#[case] backend: Backend) {
                             if tickets.is_empty() {
                                 continue;
                             }
-                            let t = &tickets[rng.random_range(0..tickets.len())];
-                            let key = rng
-                                .random_bool(0.3)
-                                .then(|| IdempotencyKey::parse(&format!("pay-{}", t.id)).unwrap());
-                            match f.b.pay(&who, t.id, key.as_ref()) {
+                            // One ticket, or every live hold of the user at once.
+                            let pick: Vec<&Ticket> = if rng.random_bool(0.5) {
+                                vec![&tickets[rng.random_range(0..tickets.len())]]
+                            } else {
+                                tickets.iter().filter(|t| t.status == TicketStatus::Held).collect()
+                            };
+                            if pick.is_empty() {
+                                continue;
+                            }
+                            let ids: Vec<TicketId> = pick.iter().map(|t| t.id).collect();
+                            let key = rng.random_bool(0.3).then(|| {
+                                IdempotencyKey::parse(&format!("pay-{}", ids[0])).unwrap()
+                            });
+                            match f.b.pay_tickets(&who, &ids, key.as_ref()) {
                                 Ok(p) => {
-                                    assert_eq!(p.amount, t.price);
+                                    let sum: i64 = pick.iter().map(|t| t.price.get()).sum();
+                                    assert_eq!(p.amount.get(), sum);
                                     if local.payments.insert(p.id) {
                                         local.paid_amount += p.amount.get();
                                     }
                                 }
                                 Err(e) => assert!(
-                                    ["insufficient_points", "hold_expired", "already_paid"]
-                                        .contains(&e.code()),
+                                    [
+                                        "insufficient_points",
+                                        "hold_expired",
+                                        "already_paid",
+                                        "ticket_not_held",
+                                        // the same key first used for another set of tickets
+                                        "idempotency_key_reused"
+                                    ]
+                                    .contains(&e.code()),
                                     "pay: {e}"
                                 ),
                             }
                         }
-                        85..=97 => f
+                        85..=89 => f
                             .clock
                             .advance(Duration::from_millis(rng.random_range(0..20_000))),
+                        90..=93 => {
+                            // Release or extend one of the user's tickets.
+                            let Some(token) = token else { continue };
+                            let who = f.b.authorize(&token).unwrap();
+                            let tickets = f.b.tickets(&who).unwrap();
+                            if tickets.is_empty() {
+                                continue;
+                            }
+                            let t = &tickets[rng.random_range(0..tickets.len())];
+                            if rng.random_bool(0.5) {
+                                match f.b.release(&who, t.id) {
+                                    Ok(r) => {
+                                        assert_eq!(r.status, TicketStatus::Released);
+                                        local.releases += 1;
+                                    }
+                                    Err(e) => assert_eq!(e.code(), "ticket_not_held", "release: {e}"),
+                                }
+                            } else {
+                                let Ok(active) = f.b.authorize_active(&token) else { continue };
+                                match f.b.extend(&active, t.id) {
+                                    Ok(_) => local.extensions += 1,
+                                    Err(e) => assert!(
+                                        [
+                                            "ticket_not_held",
+                                            "hold_expired",
+                                            "extension_limit",
+                                            "queue_not_active"
+                                        ]
+                                        .contains(&e.code()),
+                                        "extend: {e}"
+                                    ),
+                                }
+                            }
+                        }
+                        94..=97 => {
+                            // Cancel a paid ticket: the user (keyed or not), or an operator.
+                            let Some(token) = token else { continue };
+                            let who = f.b.authorize(&token).unwrap();
+                            let tickets = f.b.tickets(&who).unwrap();
+                            let Some(t) = tickets.iter().find(|t| t.status == TicketStatus::Paid)
+                            else {
+                                continue;
+                            };
+                            let done = match rng.random_range(0..3) {
+                                0 => f.op().cancel_ticket(t.id, rng.random_bool(0.5)),
+                                1 => {
+                                    let key =
+                                        IdempotencyKey::parse(&format!("cancel-{}", t.id)).unwrap();
+                                    f.b.cancel(&who, t.id, Some(&key))
+                                }
+                                _ => f.b.cancel(&who, t.id, None),
+                            };
+                            match done {
+                                Ok(c) => {
+                                    assert_eq!(c.refund.get() + c.fee.get(), t.price.get());
+                                    let prev = local.refunds.insert(t.id, c.refund.get());
+                                    assert!(prev.is_none() || prev == Some(c.refund.get()));
+                                }
+                                Err(e) => assert!(
+                                    ["ticket_not_paid", "cancel_closed"].contains(&e.code()),
+                                    "cancel: {e}"
+                                ),
+                            }
+                        }
                         98 => f
                             .clock
                             .advance(Duration::from_secs(rng.random_range(200..400))),
@@ -186,6 +282,12 @@ fn random_concurrent_journeys_keep_every_invariant(#[case] backend: Backend) {
                     all.payments.insert(p);
                 }
                 all.paid_amount += local.paid_amount;
+                all.releases += local.releases;
+                all.extensions += local.extensions;
+                for (t, r) in local.refunds {
+                    let prev = all.refunds.insert(t, r);
+                    assert!(prev.is_none() || prev == Some(r), "one refund per ticket");
+                }
             })
         })
         .collect();
@@ -218,14 +320,36 @@ fn random_concurrent_journeys_keep_every_invariant(#[case] backend: Backend) {
         tally.payments.len(),
         "every successful payment, and only those"
     );
-    assert_eq!(balances, charged - paid, "no point lost or invented");
+    let refunded: i64 = tally.refunds.values().sum();
+    assert_eq!(
+        balances,
+        charged - paid + refunded,
+        "no point lost or invented: charges − payments + refunds = the balances"
+    );
+    assert_eq!(
+        payments.iter().map(|p| p.refunded.get()).sum::<i64>(),
+        refunded,
+        "payment history shows what was refunded"
+    );
     let sold = [f.showtime, f.other_showtime]
         .iter()
         .flat_map(|s| f.seats_of(*s))
         .filter(|s| s.status == SeatStatus::Sold)
         .count();
-    assert_eq!(sold, payments.len(), "one sold seat per payment");
+    let paid_tickets: usize = payments.iter().map(|p| p.ticket_ids.len()).sum();
+    assert_eq!(
+        sold + tally.refunds.len(),
+        paid_tickets,
+        "one sold seat per ticket paid and not cancelled"
+    );
     assert!(!payments.is_empty(), "the run exercised payments");
+    assert!(
+        tally.releases > 0 && tally.extensions > 0 && !tally.refunds.is_empty(),
+        "the run exercised releases ({}), extensions ({}) and cancels ({})",
+        tally.releases,
+        tally.extensions,
+        tally.refunds.len()
+    );
     f.clock.advance(Duration::from_secs(3600));
     f.op().sweep().unwrap();
     f.assert_verified();

@@ -235,6 +235,109 @@ fn a_showtime_whose_sold_count_is_off(#[case] backend: Backend) {
     );
 }
 
+/// [`sold`], then the paid ticket (seat 1, 1,000 points) cancelled by an operator with the fee:
+/// 900 refunded, 100 kept.
+fn cancelled(backend: Backend) -> (Fixture, Identity, Ticket) {
+    let (f, u, paid, _) = sold(backend);
+    let c = f.op().cancel_ticket(paid.id, false).unwrap();
+    assert_eq!((c.refund, c.fee), (pts(900), pts(100)));
+    f.assert_verified();
+    (f, u, paid)
+}
+
+#[apply(backends)]
+fn a_cancelled_ticket_whose_refund_row_disagrees(#[case] backend: Backend) {
+    let (f, _, t) = cancelled(backend);
+    f.tamper()
+        .execute(
+            "UPDATE tickets SET refund = refund - 1, fee = fee + 1 WHERE id = ?1",
+            [t.id.get()],
+        )
+        .unwrap();
+    let v = broken(&f);
+    assert!(
+        has(&v, "cancelled_ticket_is_refunded", &format!("ticket {}", t.id)),
+        "{v:?}"
+    );
+}
+
+#[apply(backends)]
+fn a_refund_row_for_a_ticket_that_was_not_cancelled(#[case] backend: Backend) {
+    let (f, u, _, _) = sold(backend);
+    let other = f.active_user();
+    let t = f.b.hold(&other, f.showtime, f.seats[4]).unwrap();
+    f.b.charge(&other, t.price, None).unwrap();
+    f.b.pay(&other, t.id, None).unwrap();
+    let raw = f.tamper();
+    raw.execute(
+        "INSERT INTO point_ledger (user_id, kind, amount, balance_after, ticket_id, created_at)
+         VALUES (?1, 'refund', 5, 5, ?2, 0)",
+        rusqlite::params![u.user_id().to_string(), t.id.get()],
+    )
+    .unwrap();
+    let v = broken(&f);
+    assert!(
+        has(&v, "refund_is_of_a_cancelled_ticket", &format!("names ticket {}", t.id)),
+        "{v:?}"
+    );
+}
+
+#[apply(backends)]
+fn a_cancelled_ticket_that_still_claims_its_seat(#[case] backend: Backend) {
+    let (f, _, t) = cancelled(backend);
+    let raw = f.tamper();
+    raw.execute(
+        "UPDATE seats SET sold = 1, ticket_id = ?2 WHERE id = ?1",
+        [t.seat_id.get(), t.id.get()],
+    )
+    .unwrap();
+    raw.execute(
+        "UPDATE showtimes SET sold_seats = sold_seats + 1 WHERE id = ?1",
+        [t.showtime_id.get()],
+    )
+    .unwrap();
+    let v = broken(&f);
+    assert!(
+        has(&v, "ended_ticket_claims_no_seat", &format!("cancelled ticket {}", t.id)),
+        "{v:?}"
+    );
+    assert!(has(&v, "sold_seat_has_one_paid_ticket_and_payment", "0 paid"), "{v:?}");
+}
+
+#[apply(backends)]
+fn a_released_ticket_that_still_holds_its_seat(#[case] backend: Backend) {
+    let (f, _, _, held) = sold(backend);
+    let raw = f.tamper();
+    raw.execute(
+        "UPDATE tickets SET status = 'released', ended_at = 1 WHERE id = ?1",
+        [held.id.get()],
+    )
+    .unwrap();
+    let v = broken(&f);
+    assert!(
+        has(&v, "ended_ticket_claims_no_seat", &format!("released ticket {}", held.id)),
+        "{v:?}"
+    );
+}
+
+#[apply(backends)]
+fn a_showtime_called_off_with_a_seat_still_held(#[case] backend: Backend) {
+    let (f, _, paid, _) = sold(backend);
+    f.op().cancel_showtime(f.showtime).unwrap();
+    f.assert_verified();
+    let raw = f.tamper();
+    raw.execute(
+        "UPDATE seats SET held_until = ?2 WHERE id = ?1",
+        rusqlite::params![paid.seat_id.get(), i64::MAX],
+    )
+    .unwrap();
+    let v = broken(&f);
+    assert!(
+        has(&v, "called_off_showtime_has_no_claims", &format!("seat {}", paid.seat_id)),
+        "{v:?}"
+    );
+}
+
 /// Every rewrite is refused, so the database stays valid: the raw connection is not `tamper`,
 /// and the end-of-test `verify` checks that nothing changed.
 #[apply(backends)]

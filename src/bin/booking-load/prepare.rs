@@ -85,7 +85,9 @@ pub fn prepare(db: &Path, out: Option<&Path>, plan: &Plan) -> anyhow::Result<()>
 
     let tickets = parallel(pays.len() as u64, |i| {
         let (showtime, seat) = pays[i as usize];
-        Ok(b.hold(&pay_users[i as usize / 4].0, showtime, seat)?.id.get())
+        Ok(b.hold(&pay_users[i as usize / 4].0, showtime, seat)?
+            .id
+            .get())
     })?;
     parallel(pay_users.len() as u64, |u| {
         b.charge(&pay_users[u as usize].0, Points::new(4 * PRICE.get()), None)?;
@@ -161,12 +163,18 @@ fn seats(
     if let Some(last) = c.showtimes.last_mut() {
         last.seats = (n - per * u64::from(dates - 1)).max(1) as u32;
     }
-    b.operator().seed(&CatalogFile { concerts: vec![c] }, |_| {})?;
-    let concert = b.operator().concerts()?.pop().context("the concert just added")?;
+    b.operator()
+        .seed(&CatalogFile { concerts: vec![c] }, |_| {})?;
+    let concert = b
+        .operator()
+        .concerts()?
+        .pop()
+        .context("the concert just added")?;
     let mut all = Vec::with_capacity(n as usize);
     for st in b.operator().showtimes(concert.id)? {
         all.extend(
-            b.operator().seats(st.id)?
+            b.operator()
+                .seats(st.id)?
                 .into_iter()
                 .map(|s| (st.id, s.id)),
         );

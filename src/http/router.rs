@@ -329,3 +329,178 @@ mod tests {
         ));
     }
 }
+
+/// openapi.yaml against the server's own tables: the document compiled in is it, it names
+/// exactly the routes of [`Endpoint`] and the files of `assets::ASSETS`, and it gives every
+/// error code ([`Failure`](super::reply::Failure), with every [`Error`] variant) its status.
+/// (That real answers fit its schemas is checked over HTTP, in `tests/http_openapi.rs`.)
+#[cfg(test)]
+mod openapi_check {
+    use super::super::assets::{ASSETS, OPENAPI_JSON};
+    use super::super::reply::Failure;
+    use super::Endpoint;
+    use crate::{Entity, Error, QueueState};
+    use serde_json::Value;
+    use std::collections::BTreeSet;
+
+    fn yaml() -> Value {
+        let text = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml"));
+        serde_norway::from_str(text).expect("openapi.yaml parses")
+    }
+
+    /// `(method path, operation)` of every operation of the document.
+    fn operations(doc: &Value) -> Vec<(String, &Value)> {
+        let mut ops = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                if ["get", "post", "put", "patch", "delete", "head", "options"]
+                    .contains(&method.as_str())
+                {
+                    ops.push((format!("{} {path}", method.to_uppercase()), op));
+                }
+            }
+        }
+        ops
+    }
+
+    #[test]
+    fn the_document_compiled_in_is_openapi_yaml() {
+        let served: Value = serde_json::from_str(OPENAPI_JSON).expect("JSON");
+        assert_eq!(served, yaml());
+    }
+
+    #[test]
+    fn the_document_names_exactly_the_routes_served() {
+        let doc = yaml();
+        let documented: BTreeSet<String> = operations(&doc).into_iter().map(|(o, _)| o).collect();
+        let mut served: BTreeSet<String> = Endpoint::ALL
+            .iter()
+            .filter(|e| **e != Endpoint::Asset)
+            .map(|e| e.label().to_string())
+            .collect();
+        let assets: BTreeSet<String> = ASSETS.iter().map(|a| format!("GET {}", a.path)).collect();
+        served.extend(assets.iter().cloned());
+        assert_eq!(documented, served);
+        // The files are the operations tagged `web` (the HTTP tests fetch those), each
+        // documented with its Content-Type.
+        let web: BTreeSet<String> = operations(&doc)
+            .into_iter()
+            .filter(|(_, op)| op["tags"].as_array().unwrap().contains(&"web".into()))
+            .map(|(o, _)| o)
+            .collect();
+        assert_eq!(web, assets);
+        for a in ASSETS {
+            let content = &doc["paths"][a.path]["get"]["responses"]["200"]["content"];
+            let ty = content.as_object().unwrap().keys().next().unwrap();
+            assert!(a.content_type.starts_with(ty.as_str()), "{}", a.path);
+        }
+    }
+
+    /// One sample of each variant of `$ty`, beside the pattern of its variant: the match on
+    /// the patterns has no wildcard, so a new variant does not compile until it is listed.
+    macro_rules! every {
+        ($ty:ty: $($pat:pat_param => $sample:expr,)*) => {{
+            #[allow(dead_code)]
+            fn exhaustive(x: &$ty) {
+                match x {
+                    $($pat => {})*
+                }
+            }
+            let all: Vec<($ty, fn(&$ty) -> bool)> =
+                vec![$(($sample, |x: &$ty| matches!(x, $pat)),)*];
+            // Each sample is of its own line's variant and of no other line's.
+            for (i, (sample, _)) in all.iter().enumerate() {
+                for (j, (_, is)) in all.iter().enumerate() {
+                    assert_eq!(is(sample), i == j, "{sample:?} against line {j}");
+                }
+            }
+            all.into_iter().map(|(sample, _)| sample).collect::<Vec<$ty>>()
+        }};
+    }
+
+    /// Every failure the server can answer: each HTTP-only one and each library error.
+    fn every_failure() -> Vec<Failure> {
+        let errors = every!(Error:
+            Error::InvalidRequest(_) => Error::InvalidRequest(String::new()),
+            Error::InvalidAmount(_) => Error::InvalidAmount(String::new()),
+            Error::Unauthorized(_) => Error::Unauthorized(String::new()),
+            Error::InsufficientPoints { .. } => Error::InsufficientPoints {
+                balance: crate::Points::ZERO,
+                price: crate::Points::new(1),
+            },
+            Error::QueueNotActive(_) => Error::QueueNotActive(QueueState::Waiting),
+            Error::NotFound(_) => Error::NotFound(Entity::Ticket),
+            Error::SeatUnavailable(_) => Error::SeatUnavailable(crate::SeatId::new(1).unwrap()),
+            Error::HoldLimitReached(_) => Error::HoldLimitReached(1),
+            Error::HoldExpired(_) => Error::HoldExpired(crate::TicketId::new(1).unwrap()),
+            Error::AlreadyPaid(_) => Error::AlreadyPaid(crate::TicketId::new(1).unwrap()),
+            Error::ShowtimeClosed(_) => Error::ShowtimeClosed(crate::ShowtimeId::new(1).unwrap()),
+            Error::BalanceLimit { .. } => Error::BalanceLimit {
+                balance: crate::Points::ZERO,
+                max: crate::Points::new(1),
+            },
+            Error::IdempotencyConflict => Error::IdempotencyConflict,
+            Error::IdempotencyKeyReused => Error::IdempotencyKeyReused,
+            Error::Busy => Error::Busy,
+            Error::Internal(_) => Error::internal("x"),
+        );
+        let failures = every!(Failure:
+            Failure::Domain(_) => Failure::Domain(Error::Busy),
+            Failure::InvalidJson(_) => Failure::InvalidJson(String::new()),
+            Failure::Forbidden => Failure::Forbidden,
+            Failure::NoRoute => Failure::NoRoute,
+            Failure::MethodNotAllowed(_) => Failure::MethodNotAllowed("GET"),
+            Failure::PayloadTooLarge(_) => Failure::PayloadTooLarge(1),
+        );
+        failures
+            .into_iter()
+            .filter(|f| !matches!(f, Failure::Domain(_)))
+            .chain(errors.into_iter().map(Failure::Domain))
+            .collect()
+    }
+
+    #[test]
+    fn the_document_lists_every_error_code_with_its_status() {
+        let all = every_failure();
+        let doc = yaml();
+        let codes: BTreeSet<&str> = doc["components"]["schemas"]["Error"]["properties"]["error"]
+            ["properties"]["code"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        assert_eq!(codes, all.iter().map(|f| f.code()).collect());
+        // Every status an operation can answer is success or the status of some error code.
+        let statuses: BTreeSet<u16> = all.iter().map(|f| f.status()).collect();
+        let response = |r: &Value| match r["$ref"].as_str() {
+            Some(name) => doc["components"]["responses"][name.rsplit('/').next().unwrap()].clone(),
+            None => r.clone(),
+        };
+        let ops = operations(&doc);
+        for (op, item) in &ops {
+            for status in item["responses"].as_object().unwrap().keys() {
+                let s: u16 = status.parse().unwrap();
+                assert!(s < 300 || statuses.contains(&s), "{op}: {s}");
+            }
+        }
+        // Each code is documented at the status the server gives it: in the description of a
+        // response an operation gives at that status, or as "`405 method_not_allowed`" in the
+        // document's introduction (for what no single operation answers).
+        let intro = doc["info"]["description"].as_str().unwrap();
+        for f in &all {
+            let (code, status) = (f.code(), f.status());
+            let in_intro = intro.contains(&format!("`{status} {code}`"));
+            let in_an_operation = ops.iter().any(|(_, item)| {
+                let r = response(&item["responses"][status.to_string()]);
+                r["description"]
+                    .as_str()
+                    .is_some_and(|d| d.contains(&format!("`{code}`")))
+            });
+            assert!(
+                in_intro || in_an_operation,
+                "{code} is not documented with status {status}"
+            );
+        }
+    }
+}

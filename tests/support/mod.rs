@@ -1,8 +1,10 @@
 //! Shared helpers of the HTTP tests: a server on 127.0.0.1:0 over a fresh temporary database
-//! (in this process, or the real `booking-server` binary), and a small blocking HTTP/1.1 client
-//! written over `TcpStream` (so tests can also send what no polite client would).
+//! (in this process, or the real `booking-server` binary); clients over the library's
+//! `booking::client` with the tests' panicking shorthands; and a raw `TcpStream` connection
+//! ([`Conn`]) only for bytes no HTTP client would send.
 #![allow(dead_code)]
 
+use booking::client;
 use booking::http::{self, Options};
 use booking::{Booking, Config, GroupCommit, ManualClock};
 use serde_json::{json, Value};
@@ -42,7 +44,7 @@ impl TestServer {
         let booking =
             Booking::open_with_clock(dir.path().join("booking.db"), cfg, Arc::new(clock.clone()))
                 .expect("open database");
-        booking.seed_demo_if_empty().expect("seed");
+        booking.operator().seed_demo_if_empty().expect("seed");
         let booking = Arc::new(booking);
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().unwrap();
@@ -96,29 +98,24 @@ impl Drop for TestServer {
     }
 }
 
-/// An answer.
+/// An answer: the library client's [`booking::client::Response`] (status, headers, body, and
+/// `header`/`text`), with the tests' panicking `json` and the error-shape checks.
 #[derive(Debug, Clone)]
-pub struct Resp {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+pub struct Resp(pub client::Response);
+
+impl std::ops::Deref for Resp {
+    type Target = client::Response;
+    fn deref(&self) -> &client::Response {
+        &self.0
+    }
 }
 
 impl Resp {
+    /// The body as JSON (panics when it is not).
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.0
+            .json()
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 
     /// The error code of an error answer (and checks the error shape on the way).
@@ -143,63 +140,68 @@ impl Resp {
     }
 }
 
-/// A blocking client: one connection per request.
+/// A client of a test server: `booking::client::Client` (one keep-alive connection pool per
+/// client and its clones), with the tests' panicking shorthands.
 #[derive(Debug, Clone)]
 pub struct Client {
     pub addr: SocketAddr,
-    pub token: Option<String>,
+    http: client::Client,
 }
 
 impl Client {
     pub fn new(addr: SocketAddr) -> Client {
-        Client { addr, token: None }
+        Client {
+            addr,
+            http: client::Client::new(format!("http://{addr}")),
+        }
     }
 
     pub fn with_token(&self, token: &str) -> Client {
         Client {
             addr: self.addr,
-            token: Some(token.to_string()),
+            http: self.http.with_token(token),
         }
+    }
+
+    /// The library client underneath.
+    pub fn inner(&self) -> &client::Client {
+        &self.http
     }
 
     pub fn get(&self, path: &str) -> Resp {
         self.send("GET", path, &[], b"")
     }
 
+    /// POSTs `body` as it is (no Content-Type).
     pub fn post(&self, path: &str, body: &str) -> Resp {
         self.send("POST", path, &[], body.as_bytes())
     }
 
     pub fn post_json(&self, path: &str, body: Value) -> Resp {
-        self.post(path, &body.to_string())
+        Resp(self.http.post_json(path, &body).expect("an answer"))
     }
 
     /// Any request; the token (if any) goes in `Authorization`.
     pub fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
         self.try_send(method, path, headers, body)
-            .expect("a response")
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// [`Client::send`], with connection failures as errors (for servers that may die).
+    /// [`Client::send`], with requests that got no answer as errors (for servers that may die).
     pub fn try_send(
         &self,
         method: &str,
         path: &str,
         headers: &[(&str, &str)],
         body: &[u8],
-    ) -> std::io::Result<Resp> {
-        let mut conn = Conn::try_open(self.addr)?;
-        let mut all: Vec<(&str, String)> =
-            headers.iter().map(|(k, v)| (*k, v.to_string())).collect();
-        if let Some(t) = &self.token {
-            all.push(("Authorization", format!("Bearer {t}")));
-        }
-        let all: Vec<(&str, &str)> = all.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        conn.try_request(method, path, &all, body)
+    ) -> Result<Resp, client::Error> {
+        self.http.send(method, path, headers, body).map(Resp)
     }
 }
 
-/// One keep-alive connection.
+/// One raw keep-alive connection, for what no HTTP client sends: a request target that is
+/// not a path (`*`, an absolute URL), a chunked or endless body, half a request, or many
+/// requests on one known connection.
 pub struct Conn {
     reader: BufReader<TcpStream>,
 }
@@ -224,22 +226,24 @@ impl Conn {
     pub fn request(
         &mut self,
         method: &str,
-        path: &str,
+        target: &str,
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Resp {
-        self.try_request(method, path, headers, body)
+        self.try_request(method, target, headers, body)
             .expect("a response")
     }
 
+    /// Writes `method target HTTP/1.1` with a `Host`, the headers, a `Content-Length` (when
+    /// there is a body, and always for POST) and the body, then reads the answer.
     pub fn try_request(
         &mut self,
         method: &str,
-        path: &str,
+        target: &str,
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> std::io::Result<Resp> {
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\n");
+        let mut head = format!("{method} {target} HTTP/1.1\r\nHost: test\r\n");
         for (k, v) in headers {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -302,12 +306,17 @@ impl Conn {
                 self.reader.read_to_end(&mut body)?;
             }
         }
-        Ok(Resp {
+        Ok(Resp(client::Response {
             status,
             headers,
             body,
-        })
+        }))
     }
+}
+
+/// One request on a new raw connection (see [`Conn`]).
+pub fn raw(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)]) -> Resp {
+    Conn::open(addr).request(method, target, headers, b"")
 }
 
 /// A user with a token.
@@ -323,13 +332,14 @@ pub struct User {
 impl User {
     /// Enters the queue as a new user (expects `201`).
     pub fn enter(addr: SocketAddr) -> User {
-        let r = Client::new(addr).post("/token", "");
+        let c = Client::new(addr);
+        let r = c.post("/token", "");
         r.expect(201, "");
         let v = r.json();
         let token = v["token"].as_str().expect("token").to_string();
         User {
             id: v["user_id"].as_str().unwrap().to_string(),
-            http: Client::new(addr).with_token(&token),
+            http: c.with_token(&token),
             token,
             entered: v,
         }

@@ -1,7 +1,8 @@
 //! A tiny in-memory stand-in for `booking-server`, for the driver's tests: one concert, one
 //! showtime, a few seats, the journey's endpoints with the contract's statuses. Every third
-//! user starts waiting (admitted on the next poll), and the server drops each connection after
-//! a few responses, as a server may close idle keep-alive connections.
+//! user starts waiting (admitted on the next poll), seat listings come chunked, and the server
+//! drops each connection after a few responses, as a server may close idle keep-alive
+//! connections.
 
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -91,11 +92,21 @@ fn serve(conn: TcpStream, state: &State, close_after: u64) {
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let (status, reply) = route(state, &method, &path, &token, &body);
         let reply = reply.to_string();
-        let head = format!(
-            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            reply.len()
-        );
-        if w.write_all((head + &reply).as_bytes()).is_err() {
+        // Seat listings come chunked (in two chunks), everything else with a length.
+        let answer = if path.contains(':') && reply.len() > 1 {
+            let (a, b) = reply.split_at(reply.len() / 2);
+            format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n\r\n",
+                a.len(),
+                b.len()
+            )
+        } else {
+            format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{reply}",
+                reply.len()
+            )
+        };
+        if w.write_all(answer.as_bytes()).is_err() {
             return;
         }
     }

@@ -1,10 +1,12 @@
-//! The journey: N virtual users, each on its own thread and keep-alive connection, go through
+//! The journey: N virtual users, each on its own thread and keep-alive connection (its own
+//! `booking::client::Client`), go through
 //! the whole booking flow again and again until the time is up — POST /token, poll GET /token
 //! until active, list concerts, dates and seats, hold a free seat (another one on 409),
 //! charge the price, pay — and every request's latency and status is recorded per step.
 
-use crate::client::{Client, Request, Response, Target};
 use crate::stats::{num, Latencies, Table};
+use crate::target::Target;
+use booking::client::{Client, Error as NoAnswer, Response};
 use rand::seq::{IndexedRandom, SliceRandom};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -182,7 +184,10 @@ pub fn run(target: &Target, opts: &Options) -> Report {
         for _ in 0..opts.users {
             s.spawn(|| {
                 let mut user = User {
-                    client: Client::new(target.clone(), opts.timeout),
+                    client: Client::builder(&target.url)
+                        .timeout(Some(opts.timeout))
+                        .connect_timeout(Some(opts.timeout))
+                        .build(),
                     report: Report::new(),
                     opts,
                     // A journey that started keeps polling at most this long for admission.
@@ -220,32 +225,36 @@ struct User<'a> {
 impl User<'_> {
     /// One whole journey; `Ok(true)` when it paid, `Ok(false)` when no seat could be held.
     fn journey(&mut self) -> Result<bool, Abandoned> {
-        let entered = self.call(Step::Token, Request::post("/token", "{}"), 201)?;
+        let anon = self.client.clone();
+        let entered = self.call(Step::Token, || anon.post_json("/token", &json!({})), 201)?;
         let token = self.field(Step::Token, &entered, "token")?;
-        let token = token.as_str().unwrap_or_default().to_string();
+        let me = self.client.with_token(token.as_str().unwrap_or_default());
         let mut status = entered["status"].as_str().unwrap_or_default().to_string();
         while status != "active" {
             if status != "waiting" || Instant::now() > self.give_up {
                 return self.fail(Step::Poll, format!("never admitted (status {status:?})"));
             }
             std::thread::sleep(self.opts.poll_interval);
-            let polled = self.call(Step::Poll, Request::get("/token").token(&token), 200)?;
+            let polled = self.call(Step::Poll, || me.get("/token"), 200)?;
             status = polled["status"].as_str().unwrap_or_default().to_string();
         }
-        let Some(ticket) = self.hold_some_seat(&token)? else {
+        let Some(ticket) = self.hold_some_seat(&me)? else {
             return Ok(false);
         };
         let price = self.field(Step::Hold, &ticket, "price")?;
         let id = self.field(Step::Hold, &ticket, "id")?;
         let key = uuid::Uuid::new_v4().to_string();
-        let body = json!({ "amount": price }).to_string();
-        let charge = Request::post("/points", &body).token(&token).key(&key);
-        self.call(Step::Charge, charge, 200)?;
+        let body = json!({ "amount": price });
+        self.call(
+            Step::Charge,
+            || me.post_json_with_key("/points", &body, &key),
+            200,
+        )?;
         let key = uuid::Uuid::new_v4().to_string();
-        let body = json!({ "ticket_id": id }).to_string();
+        let body = json!({ "ticket_id": id });
         self.call(
             Step::Pay,
-            Request::post("/payments", &body).token(&token).key(&key),
+            || me.post_json_with_key("/payments", &body, &key),
             201,
         )?;
         Ok(true)
@@ -253,27 +262,26 @@ impl User<'_> {
 
     /// Picks a concert, a date with seats left and a free seat at random, and holds it; on a
     /// 409 tries other free seats of the same listing, then lists again (a few rounds).
-    fn hold_some_seat(&mut self, token: &str) -> Result<Option<Value>, Abandoned> {
-        let concerts = self.call(Step::Concerts, Request::get("/concerts").token(token), 200)?;
+    fn hold_some_seat(&mut self, me: &Client) -> Result<Option<Value>, Abandoned> {
+        let concerts = self.call(Step::Concerts, || me.get("/concerts"), 200)?;
         let concerts = ids(&concerts, |_| true);
         for _ in 0..5 {
             let Some(&concert) = concerts.choose(&mut rand::rng()) else {
                 return self.fail(Step::Concerts, "no concerts".into());
             };
             let path = format!("/concerts/{concert}");
-            let dates = self.call(Step::Showtimes, Request::get(&path).token(token), 200)?;
+            let dates = self.call(Step::Showtimes, || me.get(&path), 200)?;
             let dates = ids(&dates, |d| d["available_seats"].as_i64().unwrap_or(0) > 0);
             let Some(&showtime) = dates.choose(&mut rand::rng()) else {
                 continue;
             };
             let path = format!("/concerts/{concert}:{showtime}");
-            let seats = self.call(Step::Seats, Request::get(&path).token(token), 200)?;
+            let seats = self.call(Step::Seats, || me.get(&path), 200)?;
             let mut free = ids(&seats, |s| s["status"] == "available");
             free.shuffle(&mut rand::rng());
             for seat in free.into_iter().take(4) {
-                let body = json!({ "showtime_id": showtime, "seat_id": seat }).to_string();
-                let held =
-                    self.request(Step::Hold, Request::post("/tickets", &body).token(token))?;
+                let body = json!({ "showtime_id": showtime, "seat_id": seat });
+                let held = self.request(Step::Hold, || me.post_json("/tickets", &body))?;
                 match held.status {
                     201 => {
                         self.report.steps[Step::Hold as usize].ok += 1;
@@ -288,8 +296,13 @@ impl User<'_> {
     }
 
     /// Sends a request expecting `want`; anything else is an error that abandons the journey.
-    fn call(&mut self, step: Step, req: Request<'_>, want: u16) -> Result<Value, Abandoned> {
-        let r = self.request(step, req)?;
+    fn call(
+        &mut self,
+        step: Step,
+        send: impl FnOnce() -> Result<Response, NoAnswer>,
+        want: u16,
+    ) -> Result<Value, Abandoned> {
+        let r = self.request(step, send)?;
         if r.status != want {
             return self.unexpected(step, &r);
         }
@@ -297,26 +310,37 @@ impl User<'_> {
         self.parse(step, &r)
     }
 
-    /// Sends a request and records its latency; a transport failure is an error.
-    fn request(&mut self, step: Step, req: Request<'_>) -> Result<Response, Abandoned> {
+    /// Sends a request and records its latency; a request that got no answer is an error.
+    fn request(
+        &mut self,
+        step: Step,
+        send: impl FnOnce() -> Result<Response, NoAnswer>,
+    ) -> Result<Response, Abandoned> {
         let t0 = Instant::now();
-        let r = self.client.send(req);
+        let r = send();
         self.report.steps[step as usize].lat.record(t0.elapsed());
         r.or_else(|e| {
-            let what = match e.kind() {
-                // A socket read timeout shows as EAGAIN on Linux.
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
-                    format!("no answer within {:?}", self.opts.timeout)
-                }
-                _ => e.to_string(),
+            let what = if e.is_timeout() {
+                format!("no answer within {:?}", self.opts.timeout)
+            } else {
+                e.to_string()
             };
             self.fail(step, format!("{}: {what}", step.name()))
         })
     }
 
     fn parse(&mut self, step: Step, r: &Response) -> Result<Value, Abandoned> {
-        r.json()
-            .or_else(|e| self.fail(step, format!("{}: {e}", step.name())))
+        r.json().or_else(|e| {
+            let body = String::from_utf8_lossy(&r.body[..r.body.len().min(200)]).into_owned();
+            self.fail(
+                step,
+                format!(
+                    "{}: status {} with a body that is not JSON ({e}): {body:?}",
+                    step.name(),
+                    r.status
+                ),
+            )
+        })
     }
 
     fn field(&mut self, step: Step, v: &Value, name: &str) -> Result<Value, Abandoned> {

@@ -9,7 +9,6 @@
 //! - `booking-load verify --db PATH`: runs `verify` and counts sold seats and payments (after a
 //!   `wrk` run). Exit 1 on any broken invariant.
 
-mod client;
 #[cfg(test)]
 mod fake;
 mod journey;
@@ -17,6 +16,7 @@ mod prepare;
 #[path = "../../../benches/common/stats.rs"]
 #[allow(dead_code)] // shared with the benchmarks, which use all of it
 mod stats;
+mod target;
 
 use anyhow::{bail, Context};
 use booking::{parse_duration, Booking, Config, SeatStatus};
@@ -111,7 +111,8 @@ fn run_journey(args: JourneyArgs) -> anyhow::Result<bool> {
     if args.duration > Duration::from_secs(600) {
         bail!("--duration is at most 10 minutes");
     }
-    let target = client::Target::parse(&args.url)?;
+    // The loopback check, on the URL, before any client is built.
+    let target = target::Target::parse(&args.url)?;
     let db = args.db.as_ref().map(open_for_checks).transpose()?;
     let sold_before = db.as_ref().map(sold_seats).transpose()?;
     let opts = journey::Options {

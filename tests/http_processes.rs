@@ -141,6 +141,7 @@ fn kill_9_while_paying_loses_no_acknowledged_payment() {
     assert!(server.terminate().success());
     let report = Booking::open(&db, Config::default())
         .unwrap()
+        .operator()
         .verify()
         .unwrap();
     assert!(report.ok, "{:?}", report.violations);

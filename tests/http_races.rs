@@ -167,6 +167,7 @@ fn a_payment_ends_the_turn_for_holds_racing_it_on_two_processes() {
         let op = b.operator();
         let concert = op.add_concert("Race", "Hall").unwrap();
         let new = NewShowtime {
+            sale_opens_at: None,
             starts_at: (b.now() + chrono::Duration::days(30)).fixed_offset(),
             seats: 50_000,
             price: Pricing::Flat(Points::new(1_000)),

@@ -434,7 +434,23 @@ mod openapi_check {
             Error::HoldLimitReached(_) => Error::HoldLimitReached(1),
             Error::HoldExpired(_) => Error::HoldExpired(crate::TicketId::new(1).unwrap()),
             Error::AlreadyPaid(_) => Error::AlreadyPaid(crate::TicketId::new(1).unwrap()),
-            Error::ShowtimeClosed(_) => Error::ShowtimeClosed(crate::ShowtimeId::new(1).unwrap()),
+            Error::ShowtimeClosed(..) => {
+                Error::ShowtimeClosed(crate::ShowtimeId::new(1).unwrap(), crate::Closed::Started)
+            },
+            Error::SaleNotOpen { .. } => Error::SaleNotOpen {
+                showtime: crate::ShowtimeId::new(1).unwrap(),
+                opens_at: chrono::Utc::now(),
+            },
+            Error::TicketNotHeld(_) => Error::TicketNotHeld(crate::TicketId::new(1).unwrap()),
+            Error::ExtensionLimit { .. } => Error::ExtensionLimit {
+                ticket: crate::TicketId::new(1).unwrap(),
+                max: 1,
+            },
+            Error::TicketNotPaid(_) => Error::TicketNotPaid(crate::TicketId::new(1).unwrap()),
+            Error::CancelClosed { .. } => Error::CancelClosed {
+                ticket: crate::TicketId::new(1).unwrap(),
+                closed_at: chrono::Utc::now(),
+            },
             Error::BalanceLimit { .. } => Error::BalanceLimit {
                 balance: crate::Points::ZERO,
                 max: crate::Points::new(1),

@@ -869,7 +869,11 @@ fn a_showtime_gets_a_sale_opening() {
         1,
         "invalid_request",
     );
-    db.fails(&[&add[..], &["--sale-opens-at", "soon"]].concat(), 2, "usage");
+    db.fails(
+        &[&add[..], &["--sale-opens-at", "soon"]].concat(),
+        2,
+        "usage",
+    );
 }
 
 #[test]
@@ -879,16 +883,31 @@ fn an_operator_cancels_a_ticket_with_or_without_the_fee() {
     let lib = Lib::open(&db.path, Arc::new(SystemClock));
     let (user, t) = lib.sell(0, 200_000); // the first seat of the demo costs 150,000
     let text = db.text(&["ticket", "cancel", "--ticket", &t.id.to_string()]);
-    assert!(text.contains("refunded 135,000 points, fee 15,000"), "{text}");
-    assert_eq!(lib.b.operator().balance(user).unwrap().balance, Points::new(185_000));
+    assert!(
+        text.contains("refunded 135,000 points, fee 15,000"),
+        "{text}"
+    );
+    assert_eq!(
+        lib.b.operator().balance(user).unwrap().balance,
+        Points::new(185_000)
+    );
     db.fails(
         &["ticket", "cancel", "--ticket", &t.id.to_string()],
         1,
         "ticket_not_paid",
     );
     let (user2, t2) = lib.sell(1, 150_000);
-    let v = db.json(&["ticket", "cancel", "--ticket", &t2.id.to_string(), "--no-fee"]);
-    assert_eq!((v["refund"].clone(), v["fee"].clone()), (json!(150_000), json!(0)));
+    let v = db.json(&[
+        "ticket",
+        "cancel",
+        "--ticket",
+        &t2.id.to_string(),
+        "--no-fee",
+    ]);
+    assert_eq!(
+        (v["refund"].clone(), v["fee"].clone()),
+        (json!(150_000), json!(0))
+    );
     assert_eq!(v["balance"], 150_000);
     assert_eq!(v["ticket"]["status"], "cancelled");
     assert_eq!(v["ticket"]["user_id"], user2.to_string());
@@ -917,21 +936,41 @@ fn calling_a_showtime_off_refunds_everyone_and_the_report_shows_it() {
     let table = db.text(&["report"]);
     assert!(table.lines().next().unwrap().contains("REVENUE"), "{table}");
     assert!(table.contains("300,000"), "{table}");
-    let v = db.json(&["showtime", "cancel", "--showtime", &lib.showtime.to_string()]);
-    assert_eq!(v, json!({ "cancelled": 2, "refunded": 300_000, "released": 1 }));
+    let v = db.json(&[
+        "showtime",
+        "cancel",
+        "--showtime",
+        &lib.showtime.to_string(),
+    ]);
+    assert_eq!(
+        v,
+        json!({ "cancelled": 2, "refunded": 300_000, "released": 1 })
+    );
     for u in [a, b] {
-        assert_eq!(lib.b.operator().balance(u).unwrap().balance, Points::new(150_000));
+        assert_eq!(
+            lib.b.operator().balance(u).unwrap().balance,
+            Points::new(150_000)
+        );
     }
     let after = db.json(&["report", "--showtime", &lib.showtime.to_string()]);
     assert_eq!(
-        (after[0]["sold"].clone(), after[0]["held"].clone(), after[0]["cancelled"].clone()),
+        (
+            after[0]["sold"].clone(),
+            after[0]["held"].clone(),
+            after[0]["cancelled"].clone()
+        ),
         (json!(0), json!(0), json!(true))
     );
     assert_eq!(
         (after[0]["revenue"].clone(), after[0]["refunded"].clone()),
         (json!(0), json!(300_000))
     );
-    let text = db.text(&["showtime", "cancel", "--showtime", &lib.showtime.to_string()]);
+    let text = db.text(&[
+        "showtime",
+        "cancel",
+        "--showtime",
+        &lib.showtime.to_string(),
+    ]);
     assert!(text.contains("0 paid tickets cancelled"), "{text}");
     db.fails(&["showtime", "cancel", "--showtime", "99"], 1, "not_found");
     db.fails(&["report", "--showtime", "99"], 1, "not_found");

@@ -89,7 +89,9 @@ fn random_concurrent_journeys_keep_every_invariant(#[case] backend: Backend) {
                                     match f.b.hold_seats(&p, show, &want) {
                                         Ok(held) => {
                                             assert_eq!(held.len(), want.len());
-                                            assert!(held.iter().all(|t| t.status == TicketStatus::Held));
+                                            assert!(held
+                                                .iter()
+                                                .all(|t| t.status == TicketStatus::Held));
                                             local.holds += held.len();
                                         }
                                         // `queue_not_active`: the entry was active when the
@@ -163,7 +165,10 @@ fn random_concurrent_journeys_keep_every_invariant(#[case] backend: Backend) {
                             let pick: Vec<&Ticket> = if rng.random_bool(0.5) {
                                 vec![&tickets[rng.random_range(0..tickets.len())]]
                             } else {
-                                tickets.iter().filter(|t| t.status == TicketStatus::Held).collect()
+                                tickets
+                                    .iter()
+                                    .filter(|t| t.status == TicketStatus::Held)
+                                    .collect()
                             };
                             if pick.is_empty() {
                                 continue;
@@ -212,10 +217,14 @@ fn random_concurrent_journeys_keep_every_invariant(#[case] backend: Backend) {
                                         assert_eq!(r.status, TicketStatus::Released);
                                         local.releases += 1;
                                     }
-                                    Err(e) => assert_eq!(e.code(), "ticket_not_held", "release: {e}"),
+                                    Err(e) => {
+                                        assert_eq!(e.code(), "ticket_not_held", "release: {e}")
+                                    }
                                 }
                             } else {
-                                let Ok(active) = f.b.authorize_active(&token) else { continue };
+                                let Ok(active) = f.b.authorize_active(&token) else {
+                                    continue;
+                                };
                                 match f.b.extend(&active, t.id) {
                                     Ok(_) => local.extensions += 1,
                                     Err(e) => assert!(

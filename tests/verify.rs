@@ -256,7 +256,11 @@ fn a_cancelled_ticket_whose_refund_row_disagrees(#[case] backend: Backend) {
         .unwrap();
     let v = broken(&f);
     assert!(
-        has(&v, "cancelled_ticket_is_refunded", &format!("ticket {}", t.id)),
+        has(
+            &v,
+            "cancelled_ticket_is_refunded",
+            &format!("ticket {}", t.id)
+        ),
         "{v:?}"
     );
 }
@@ -277,7 +281,11 @@ fn a_refund_row_for_a_ticket_that_was_not_cancelled(#[case] backend: Backend) {
     .unwrap();
     let v = broken(&f);
     assert!(
-        has(&v, "refund_is_of_a_cancelled_ticket", &format!("names ticket {}", t.id)),
+        has(
+            &v,
+            "refund_is_of_a_cancelled_ticket",
+            &format!("names ticket {}", t.id)
+        ),
         "{v:?}"
     );
 }
@@ -298,10 +306,17 @@ fn a_cancelled_ticket_that_still_claims_its_seat(#[case] backend: Backend) {
     .unwrap();
     let v = broken(&f);
     assert!(
-        has(&v, "ended_ticket_claims_no_seat", &format!("cancelled ticket {}", t.id)),
+        has(
+            &v,
+            "ended_ticket_claims_no_seat",
+            &format!("cancelled ticket {}", t.id)
+        ),
         "{v:?}"
     );
-    assert!(has(&v, "sold_seat_has_one_paid_ticket_and_payment", "0 paid"), "{v:?}");
+    assert!(
+        has(&v, "sold_seat_has_one_paid_ticket_and_payment", "0 paid"),
+        "{v:?}"
+    );
 }
 
 #[apply(backends)]
@@ -315,7 +330,11 @@ fn a_released_ticket_that_still_holds_its_seat(#[case] backend: Backend) {
     .unwrap();
     let v = broken(&f);
     assert!(
-        has(&v, "ended_ticket_claims_no_seat", &format!("released ticket {}", held.id)),
+        has(
+            &v,
+            "ended_ticket_claims_no_seat",
+            &format!("released ticket {}", held.id)
+        ),
         "{v:?}"
     );
 }
@@ -333,7 +352,11 @@ fn a_showtime_called_off_with_a_seat_still_held(#[case] backend: Backend) {
     .unwrap();
     let v = broken(&f);
     assert!(
-        has(&v, "called_off_showtime_has_no_claims", &format!("seat {}", paid.seat_id)),
+        has(
+            &v,
+            "called_off_showtime_has_no_claims",
+            &format!("seat {}", paid.seat_id)
+        ),
         "{v:?}"
     );
 }

@@ -19,7 +19,7 @@ use crate::ids::{ConcertId, IdempotencyKey, SeatId, ShowtimeId, TicketId, UserId
 use crate::maintenance::{self, Stats, SweepReport, VerifyReport, Violation};
 use crate::money::Points;
 use crate::payments::{self, Payment};
-use crate::queue::{self, Entered, QueueCounts, QueueStatus};
+use crate::queue::{self, Entered, QueueChange, QueueCounts, QueueSettings, QueueStatus};
 use crate::reports::{self, ShowtimeReport};
 use crate::tickets::{self, Ticket};
 use crate::wallet::{self, Balance, PointTransaction};
@@ -115,7 +115,7 @@ impl Booking {
         let token = self.signer.issue(&Claims {
             sub: user.to_string(),
             eid: entry.id.get(),
-            seq: entry.id.get(),
+            seq: entry.seq.unwrap_or(0),
             iat,
             exp: iat.saturating_add(self.cfg.jwt_lifetime.as_secs() as i64),
         })?;
@@ -464,6 +464,35 @@ impl Operator<'_> {
     /// Waiting, active and expired counts.
     pub fn queue_counts(&self) -> Result<QueueCounts> {
         self.b.db.read(|c, now| queue::counts(c, now, &self.b.cfg))
+    }
+
+    /// The waiting room's settings in force, and where each comes from.
+    pub fn queue_settings(&self) -> Result<QueueSettings> {
+        self.b
+            .db
+            .read_snapshot(|c, _| queue::settings(c, &self.b.cfg))
+    }
+
+    /// Changes the waiting room's live controls (max active, admissions per minute, pause, the
+    /// scheduled opening). They are kept in the database: every process on it applies them at
+    /// its next queue call.
+    pub fn change_queue(&self, change: QueueChange) -> Result<QueueSettings> {
+        self.b
+            .db
+            .write(|c, now| queue::change(c, now, &self.b.cfg, change))
+    }
+
+    /// Places the next chunk of a prequeue once its opening is due (a server calls this in the
+    /// background, so that a big prequeue is placed within seconds). Returns how many entries
+    /// it placed; 0 when there is nothing to place (and then it took no write lock).
+    pub fn place_prequeue(&self) -> Result<i64> {
+        if !self.b.db.read(|c, now| queue::placing_due(c, now))? {
+            return Ok(0);
+        }
+        let cfg = self.b.cfg.clone();
+        self.b
+            .db
+            .write_op(move |c, now| queue::place_step(c, now, &cfg))
     }
 
     /// Marks lapsed holds and queue entries expired, admits waiting users into freed slots, and

@@ -91,6 +91,9 @@ pub struct Config {
     pub cancel_fee_percent: u32,
     /// Users may cancel a paid ticket until this long before the show.
     pub cancel_cutoff: Duration,
+    /// The most entries in line (waiting, and in the prequeue); past it, entering is
+    /// `queue_full`.
+    pub max_waiting: u64,
     /// Largest single charge.
     pub max_charge: Points,
     /// A wallet never exceeds this.
@@ -124,6 +127,7 @@ impl Default for Config {
             max_hold_extensions: 1,
             cancel_fee_percent: 10,
             cancel_cutoff: Duration::from_secs(24 * 3600),
+            max_waiting: 2_000_000,
             max_charge: Points::new(10_000_000),
             max_balance: Points::new(1_000_000_000),
             jwt_lifetime: Duration::from_secs(24 * 3600),
@@ -149,6 +153,7 @@ impl fmt::Debug for Config {
             max_hold_extensions,
             cancel_fee_percent,
             cancel_cutoff,
+            max_waiting,
             max_charge,
             max_balance,
             jwt_lifetime,
@@ -169,6 +174,7 @@ impl fmt::Debug for Config {
             .field("max_hold_extensions", max_hold_extensions)
             .field("cancel_fee_percent", cancel_fee_percent)
             .field("cancel_cutoff", cancel_cutoff)
+            .field("max_waiting", max_waiting)
             .field("max_charge", max_charge)
             .field("max_balance", max_balance)
             .field("jwt_lifetime", jwt_lifetime)
@@ -226,6 +232,11 @@ impl Config {
     /// Sets how long before the show users may still cancel.
     pub fn with_cancel_cutoff(mut self, d: Duration) -> Self {
         self.cancel_cutoff = d;
+        self
+    }
+    /// Sets the most entries in line.
+    pub fn with_max_waiting(mut self, n: u64) -> Self {
+        self.max_waiting = n;
         self
     }
     /// Sets the JWT signing secret.

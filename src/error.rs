@@ -95,6 +95,9 @@ pub enum Error {
     /// `idempotency_key_reused`: the key was first used for a different request.
     #[error("this Idempotency-Key was used for a different request")]
     IdempotencyKeyReused,
+    /// `queue_full`: the waiting room holds as many entries as it may; try again later.
+    #[error("the waiting room is full ({0} in line); try again later")]
+    QueueFull(u64),
     /// `busy`: the database stayed locked past the busy timeout; safe to retry.
     #[error("the database is busy; retry")]
     Busy,
@@ -192,6 +195,7 @@ impl Error {
             Error::BalanceLimit { .. } => "balance_limit",
             Error::IdempotencyConflict => "idempotency_conflict",
             Error::IdempotencyKeyReused => "idempotency_key_reused",
+            Error::QueueFull(_) => "queue_full",
             Error::Busy => "busy",
             Error::Internal(_) => "internal",
         }

@@ -72,7 +72,10 @@ pub use crate::ids::{
 pub use crate::maintenance::{Stats, SweepReport, VerifyReport, Violation};
 pub use crate::money::Points;
 pub use crate::payments::Payment;
-pub use crate::queue::{Entered, EntryStatus, QueueCounts, QueueStatus};
+pub use crate::queue::{
+    Entered, EntryStatus, QueueChange, QueueCounts, QueueSettings, QueueStatus, SettingsSource,
+    Source,
+};
 pub use crate::reports::ShowtimeReport;
 pub use crate::tickets::{Ticket, TicketStatus};
 pub use crate::wallet::{Balance, LedgerKind, PointTransaction};

@@ -219,6 +219,13 @@ pub(crate) fn verify(c: &dyn Tx, now: Now, cfg: &Config) -> Result<Vec<Violation
                 .map(|detail| Violation { invariant, detail }),
         );
     }
+    for (invariant, sql) in queue::CHECKS {
+        violations.extend(
+            c.rows(sql, params![], |r| r.get::<String>(0))?
+                .into_iter()
+                .map(|detail| Violation { invariant, detail }),
+        );
+    }
     Ok(violations)
 }
 

@@ -1,12 +1,27 @@
-//! The waiting room: entries, admission, positions.
+//! The waiting room: entries, the prequeue and its fair start, admission, positions, and the
+//! live controls.
 //!
-//! An entry's id is its sequence number. `queue_state.frontier` is the highest id that was
-//! admitted or skipped, so a waiting entry's position is `id - frontier` — O(1), an upper bound
-//! when people ahead have left. Admission runs lazily inside queue calls, in order, and only
-//! takes the write lock when something is due.
+//! Every entry in line has a place, `seq`. `queue_state.frontier` is the highest place that was
+//! admitted or skipped, so a waiting entry's position is `seq - frontier`: O(1), an upper bound
+//! when people ahead have left. Admission runs lazily inside queue calls, in order of place, and
+//! only takes the write lock when something is due. What admission compares against is kept in
+//! `queue_state` as it changes (`active_count`, `prequeue_count`, `next_seq`), never counted per
+//! request; lapsed sessions are retired from the front of an index on their end (each once: an
+//! amortized O(1)).
+//!
+//! **The fair start.** Before a scheduled opening (`opens_at`), an arriving user gets a
+//! `prequeue` entry with a random draw (`shuffle_key`) and no place. At the opening the places
+//! after the last one handed out are reserved for the whole prequeue, later arrivals go behind
+//! them, and the prequeue is placed in the order of its draws — a uniformly random order —
+//! a bounded chunk per write (so no request waits on one huge transaction). Admission never
+//! passes a place that is not handed out yet.
+//!
+//! **Live controls.** `max_active`, `admit_per_minute` (overrides of the servers' flags),
+//! `paused` and `opens_at` are columns of `queue_state`, read in the same transaction as every
+//! decision: every process on the database applies a change at its next queue call.
 
 use crate::auth::Identity;
-use crate::clock::from_millis;
+use crate::clock::{from_millis, millis_of};
 use crate::config::Config;
 use crate::db::sql::{params, stored_enum, Row, Tx};
 use crate::db::Now;
@@ -20,6 +35,8 @@ use serde::Serialize;
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum EntryStatus {
+    /// Arrived before the scheduled opening: no place yet; one is drawn at the opening.
+    Prequeue,
     /// In line.
     Waiting,
     /// Admitted: may browse, hold and pay.
@@ -29,6 +46,7 @@ pub enum EntryStatus {
 }
 
 stored_enum!(EntryStatus, "queue entry status", {
+    EntryStatus::Prequeue => "prequeue",
     EntryStatus::Waiting => "waiting",
     EntryStatus::Active => "active",
     EntryStatus::Expired => "expired",
@@ -39,15 +57,20 @@ stored_enum!(EntryStatus, "queue entry status", {
 pub struct QueueStatus {
     /// The entry's user.
     pub user_id: UserId,
-    /// waiting, active or expired.
+    /// prequeue, waiting, active or expired.
     pub status: EntryStatus,
-    /// 1 for the first waiting user; 0 when active or expired. Never grows while waiting.
+    /// 1 for the first waiting user; 0 when in the prequeue, active or expired. Never grows
+    /// while waiting.
     pub position: i64,
     /// An estimate of the wait (an upper bound: each `max_active` users ahead take at most the
-    /// active TTL); `None` unless waiting.
+    /// active TTL); `None` unless waiting, or while admission is paused.
     pub estimated_wait_seconds: Option<i64>,
     /// Active: when the session ends. Waiting: when the entry drops out if not polled.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The scheduled opening of the waiting room, while it is ahead.
+    pub opens_at: Option<DateTime<Utc>>,
+    /// Whether an operator paused admission (waiting users keep their places).
+    pub paused: bool,
 }
 
 /// The answer to entering the queue.
@@ -72,6 +95,63 @@ pub struct QueueCounts {
     pub active: i64,
     /// Everything else.
     pub expired: i64,
+    /// In the prequeue (waiting for the opening, or for their place to be drawn).
+    pub prequeue: i64,
+}
+
+/// Where a setting in force comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Each server's own flags (or the library's `Config`).
+    Flags,
+    /// Set in the database (`booking-cli queue ...`), for every process on it.
+    Database,
+}
+
+/// The waiting room's settings in force (`booking-cli queue show`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueueSettings {
+    /// Users admitted at once.
+    pub max_active: u32,
+    /// Newly admitted users per minute (0: no limit).
+    pub admit_per_minute: u32,
+    /// Whether admission is paused.
+    pub paused: bool,
+    /// The scheduled opening, while it is ahead (or not yet carried out).
+    pub opens_at: Option<DateTime<Utc>>,
+    /// Where each setting comes from.
+    pub source: SettingsSource,
+    /// Prequeue entries still to be placed in line.
+    pub prequeue: i64,
+    /// Users ever admitted.
+    pub admitted_total: i64,
+}
+
+/// Where each setting of [`QueueSettings`] comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SettingsSource {
+    /// `max_active`.
+    pub max_active: Source,
+    /// `admit_per_minute`.
+    pub admit_per_minute: Source,
+    /// `paused` (always the database's).
+    pub paused: Source,
+    /// `opens_at` (always the database's).
+    pub opens_at: Source,
+}
+
+/// A change of the live controls (`None`: leave as it is).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueChange {
+    /// Set (`Some(Some(n))`) or clear back to the flags (`Some(None)`) the max active users.
+    pub max_active: Option<Option<u32>>,
+    /// Set or clear the admissions per minute.
+    pub admit_per_minute: Option<Option<u32>>,
+    /// Pause or resume admission.
+    pub paused: Option<bool>,
+    /// Schedule the opening (`Some(Some(t))`) or drop the schedule (`Some(None)`).
+    pub opens_at: Option<Option<DateTime<Utc>>>,
 }
 
 /// A queue entry as stored.
@@ -80,15 +160,76 @@ pub(crate) struct Entry {
     pub id: EntryId,
     pub user_id: UserId,
     status: EntryStatus,
+    /// Its place in line (`None` in the prequeue).
+    pub seq: Option<i64>,
     last_seen_at: i64,
     active_until: Option<i64>,
 }
 
+/// `queue_state`, the one row.
 #[derive(Debug, Clone, Copy)]
 struct State {
     frontier: i64,
     window_start: i64,
     window_admitted: i64,
+    next_seq: i64,
+    active_count: i64,
+    prequeue_count: i64,
+    opens_at: Option<i64>,
+    placing_base: Option<i64>,
+    placing_done: i64,
+    max_active: Option<u32>,
+    admit_per_minute: Option<u32>,
+    paused: bool,
+    admitted_total: i64,
+}
+
+/// The admission policy in force: the database's overrides, else the config's.
+#[derive(Debug, Clone, Copy)]
+struct Policy {
+    max_active: u32,
+    admit_per_minute: u32,
+    paused: bool,
+}
+
+impl State {
+    fn policy(&self, cfg: &Config) -> Policy {
+        Policy {
+            max_active: self.max_active.unwrap_or(cfg.max_active),
+            admit_per_minute: self.admit_per_minute.unwrap_or(cfg.admit_per_minute),
+            paused: self.paused,
+        }
+    }
+
+    /// The last place reserved: handed out, or kept for the prequeue being placed.
+    fn reserved_until(&self) -> i64 {
+        self.next_seq
+    }
+
+    /// The highest place admission may reach now: while the prequeue is being placed, the places
+    /// not drawn yet are ahead of everyone behind them.
+    fn admit_until(&self) -> i64 {
+        match self.placing_base {
+            Some(base) => base + self.placing_done,
+            None => i64::MAX,
+        }
+    }
+
+    /// Whether the scheduled opening is due but not carried out yet.
+    fn opening_due(&self, now: Now) -> bool {
+        self.opens_at.is_some_and(|t| t <= now.ms)
+    }
+
+    /// Places in line in use: from the frontier to the last place reserved, plus the prequeue
+    /// (an upper bound of the waiting entries, as positions are).
+    fn in_line(&self) -> i64 {
+        let placing_rest = if self.placing_base.is_some() {
+            0 // already reserved in next_seq
+        } else {
+            self.prequeue_count
+        };
+        (self.next_seq - self.frontier).max(0) + placing_rest
+    }
 }
 
 fn entry(r: &dyn Row) -> Result<Entry> {
@@ -96,14 +237,16 @@ fn entry(r: &dyn Row) -> Result<Entry> {
         id: r.get(0)?,
         user_id: r.get(1)?,
         status: r.get(2)?,
-        last_seen_at: r.get(3)?,
-        active_until: r.get(4)?,
+        seq: r.get(3)?,
+        last_seen_at: r.get(4)?,
+        active_until: r.get(5)?,
     })
 }
 
 fn load(c: &dyn Tx, id: EntryId) -> Result<Option<Entry>> {
     c.row(
-        "SELECT id, user_id, status, last_seen_at, active_until FROM queue_entries WHERE id = ?1",
+        "SELECT id, user_id, status, seq, last_seen_at, active_until FROM queue_entries
+         WHERE id = ?1",
         params![id],
         entry,
     )
@@ -111,31 +254,68 @@ fn load(c: &dyn Tx, id: EntryId) -> Result<Option<Entry>> {
 
 fn live_entry_of(c: &dyn Tx, user: UserId) -> Result<Option<Entry>> {
     c.row(
-        "SELECT id, user_id, status, last_seen_at, active_until FROM queue_entries
-         WHERE user_id = ?1 AND status IN ('waiting', 'active')",
+        "SELECT id, user_id, status, seq, last_seen_at, active_until FROM queue_entries
+         WHERE user_id = ?1 AND status IN ('prequeue', 'waiting', 'active')",
         params![user],
         entry,
     )
 }
 
 fn state(c: &dyn Tx) -> Result<State> {
-    c.row(
-        "SELECT frontier, window_start, window_admitted FROM queue_state WHERE id = 1",
+    let u32_of = |v: Option<i64>| v.map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+    c.row_locked(
+        "SELECT frontier, window_start, window_admitted, next_seq, active_count, prequeue_count,
+                opens_at, placing_base, placing_done, max_active, admit_per_minute, paused,
+                admitted_total
+         FROM queue_state WHERE id = 1",
         params![],
         |r| {
             Ok(State {
                 frontier: r.get(0)?,
                 window_start: r.get(1)?,
                 window_admitted: r.get(2)?,
+                next_seq: r.get(3)?,
+                active_count: r.get(4)?,
+                prequeue_count: r.get(5)?,
+                opens_at: r.get(6)?,
+                placing_base: r.get(7)?,
+                placing_done: r.get(8)?,
+                max_active: u32_of(r.get(9)?),
+                admit_per_minute: u32_of(r.get(10)?),
+                paused: r.get(11)?,
+                admitted_total: r.get(12)?,
             })
         },
     )?
     .ok_or_else(|| Error::internal("queue_state has no row"))
 }
 
+fn save(c: &dyn Tx, st: &State) -> Result<()> {
+    c.execute(
+        "UPDATE queue_state SET frontier = ?1, window_start = ?2, window_admitted = ?3,
+                next_seq = ?4, active_count = ?5, prequeue_count = ?6, opens_at = ?7,
+                placing_base = ?8, placing_done = ?9, admitted_total = ?10
+         WHERE id = 1",
+        params![
+            st.frontier,
+            st.window_start,
+            st.window_admitted,
+            st.next_seq,
+            st.active_count,
+            st.prequeue_count,
+            st.opens_at,
+            st.placing_base,
+            st.placing_done,
+            st.admitted_total
+        ],
+    )?;
+    Ok(())
+}
+
 /// The one rule for what an entry is at `now`.
 fn effective(e: &Entry, now: Now, cfg: &Config) -> EntryStatus {
     match e.status {
+        EntryStatus::Prequeue => EntryStatus::Prequeue,
         EntryStatus::Active if e.active_until.is_some_and(|t| t > now.ms) => EntryStatus::Active,
         EntryStatus::Waiting if e.last_seen_at > now.minus(cfg.idle_timeout) => {
             EntryStatus::Waiting
@@ -148,23 +328,12 @@ fn effective(e: &Entry, now: Now, cfg: &Config) -> EntryStatus {
 /// most polls change nothing and take no write lock.
 fn touch_due(e: &Entry, now: Now, cfg: &Config) -> bool {
     effective(e, now, cfg) == EntryStatus::Waiting
-        && now.ms - e.last_seen_at >= crate::clock::millis_of(cfg.idle_timeout) / 4
-}
-
-/// Slots open now: `max_active` minus the users active now. The count is a range of the
-/// partial index `queue_active_until`, which holds no more live rows than admission let in
-/// (at most `max_active`).
-fn free_slots(c: &dyn Tx, now: Now, cfg: &Config) -> Result<i64> {
-    let active: i64 = c.value(
-        "SELECT COUNT(*) FROM queue_entries WHERE status = 'active' AND active_until > ?1",
-        params![now.ms],
-    )?;
-    Ok(i64::from(cfg.max_active) - active)
+        && now.ms - e.last_seen_at >= millis_of(cfg.idle_timeout) / 4
 }
 
 /// How many more users the admit-per-minute window allows now (and the window it implies).
-fn allowance(st: &State, now: Now, cfg: &Config) -> (i64, i64, i64) {
-    if cfg.admit_per_minute == 0 {
+fn allowance(st: &State, p: &Policy, now: Now) -> (i64, i64, i64) {
+    if p.admit_per_minute == 0 {
         return (i64::MAX, st.window_start, st.window_admitted);
     }
     let (start, admitted) = if now.ms - st.window_start >= 60_000 {
@@ -172,54 +341,148 @@ fn allowance(st: &State, now: Now, cfg: &Config) -> (i64, i64, i64) {
     } else {
         (st.window_start, st.window_admitted)
     };
-    (i64::from(cfg.admit_per_minute) - admitted, start, admitted)
+    (i64::from(p.admit_per_minute) - admitted, start, admitted)
 }
 
+/// The first waiting entry (its place and when it was last seen).
 fn head(c: &dyn Tx) -> Result<Option<(i64, i64)>> {
     c.row(
-        "SELECT id, last_seen_at FROM queue_entries WHERE status = 'waiting' ORDER BY id LIMIT 1",
+        "SELECT seq, last_seen_at FROM queue_entries WHERE status = 'waiting' ORDER BY seq LIMIT 1",
         params![],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )
 }
 
-/// Read-only: would [`admit`] change anything now?
+/// Whether some active session has lapsed and is not retired yet (one index probe).
+fn lapsed_sessions(c: &dyn Tx, now: Now) -> Result<bool> {
+    Ok(c
+        .row(
+            "SELECT 1 FROM queue_entries WHERE status = 'active' AND active_until <= ?1 LIMIT 1",
+            params![now.ms],
+            |_| Ok(()),
+        )?
+        .is_some())
+}
+
+/// Read-only: would [`advance`] change anything now that matters to this poll?
 fn admission_due(c: &dyn Tx, st: &State, now: Now, cfg: &Config) -> Result<bool> {
-    let Some((_, last_seen)) = head(c)? else {
+    if st.opening_due(now) {
+        return Ok(true);
+    }
+    let Some((seq, last_seen)) = head(c)? else {
         return Ok(false);
     };
+    if st.policy(cfg).paused || seq > st.admit_until() {
+        return Ok(false);
+    }
     if last_seen <= now.minus(cfg.idle_timeout) {
         return Ok(true); // a dead entry at the head: skipping it tightens everyone's position
     }
-    Ok(allowance(st, now, cfg).0 > 0 && free_slots(c, now, cfg)? > 0)
+    let p = st.policy(cfg);
+    if allowance(st, &p, now).0 <= 0 {
+        return Ok(false);
+    }
+    Ok(i64::from(p.max_active) > st.active_count || lapsed_sessions(c, now)?)
 }
 
 /// The most dead entries one call skips, so no single request pays for a mass exodus.
 const MAX_SKIPS_PER_CALL: usize = 10_000;
+/// The most lapsed sessions one call retires.
+const MAX_RETIRED_PER_CALL: i64 = 1_000;
+/// The most prequeue entries one call places in line.
+pub(crate) const PLACE_CHUNK: i64 = 2_000;
 
-/// Admits waiting users in order while there is room, skipping (expiring) entries that went
-/// idle. Returns how many were admitted. Must run inside a write transaction.
-fn admit(c: &dyn Tx, now: Now, cfg: &Config) -> Result<i64> {
-    let st = state(c)?;
-    let (allow, window_start, window_admitted) = allowance(&st, now, cfg);
-    let free = free_slots(c, now, cfg)?;
+/// Carries out a due opening: the places after the last one handed out are reserved for the
+/// whole prequeue, in one step; everyone who arrives later goes behind them.
+fn open_if_due(st: &mut State, now: Now) {
+    if !st.opening_due(now) {
+        return;
+    }
+    st.opens_at = None;
+    if st.prequeue_count > 0 && st.placing_base.is_none() {
+        st.placing_base = Some(st.next_seq);
+        st.placing_done = 0;
+        st.next_seq += st.prequeue_count;
+    }
+}
+
+/// Places up to `chunk` prequeue entries, in the order of their random draws, at the next places
+/// reserved for them. Returns how many.
+fn place(c: &dyn Tx, st: &mut State, now: Now, chunk: i64) -> Result<i64> {
+    let Some(base) = st.placing_base else {
+        return Ok(0);
+    };
+    let ids: Vec<i64> = c.rows(
+        "SELECT id FROM queue_entries WHERE status = 'prequeue'
+         ORDER BY shuffle_key, id LIMIT ?1",
+        params![chunk],
+        |r| r.get(0),
+    )?;
+    for id in &ids {
+        st.placing_done += 1;
+        // Placed now: a full idle timeout from now to start polling.
+        c.execute(
+            "UPDATE queue_entries
+             SET status = 'waiting', seq = ?2, shuffle_key = NULL,
+                 last_seen_at = MAX(last_seen_at, ?3)
+             WHERE id = ?1",
+            params![*id, base + st.placing_done, now.ms],
+        )?;
+    }
+    let n = ids.len() as i64;
+    st.prequeue_count -= n;
+    if st.prequeue_count <= 0 || n < chunk {
+        st.prequeue_count = 0;
+        st.placing_base = None;
+        st.placing_done = 0;
+    }
+    Ok(n)
+}
+
+/// Ends sessions that lapsed (from the front of `queue_active_until`, a bounded number).
+fn retire_lapsed(c: &dyn Tx, st: &mut State, now: Now) -> Result<i64> {
+    let n = c.execute(
+        "UPDATE queue_entries SET status = 'expired'
+         WHERE id IN (SELECT id FROM queue_entries
+                      WHERE status = 'active' AND active_until <= ?1
+                      ORDER BY active_until LIMIT ?2)",
+        params![now.ms, MAX_RETIRED_PER_CALL],
+    )? as i64;
+    st.active_count = (st.active_count - n).max(0);
+    Ok(n)
+}
+
+/// Moves the waiting room forward: carries out a due opening, places a chunk of the prequeue,
+/// retires lapsed sessions, and admits waiting users in order of place while there is room
+/// (skipping entries that went idle). Must run inside a write transaction. Returns how many
+/// users it admitted.
+fn advance(c: &dyn Tx, st: &mut State, now: Now, cfg: &Config) -> Result<i64> {
+    open_if_due(st, now);
+    place(c, st, now, PLACE_CHUNK)?;
+    retire_lapsed(c, st, now)?;
+    let p = st.policy(cfg);
+    if p.paused {
+        return Ok(0);
+    }
+    let (allow, window_start, window_admitted) = allowance(st, &p, now);
+    let free = i64::from(p.max_active) - st.active_count;
     let mut budget = free.min(allow).max(0);
     let idle_before = now.minus(cfg.idle_timeout);
     let active_until = now.plus(cfg.active_ttl);
-    let mut frontier = st.frontier;
+    let until = st.admit_until();
     let mut admitted = 0;
     let mut skipped = 0;
-    'outer: loop {
-        let batch: Vec<(i64, i64)> = c.rows(
-            "SELECT id, last_seen_at FROM queue_entries
-             WHERE status = 'waiting' AND id > ?1 ORDER BY id LIMIT 64",
-            params![frontier],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+    'outer: while st.frontier < until {
+        let batch: Vec<(EntryId, i64, i64)> = c.rows(
+            "SELECT id, seq, last_seen_at FROM queue_entries
+             WHERE status = 'waiting' AND seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT 64",
+            params![st.frontier, until],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
         if batch.is_empty() {
             break;
         }
-        for (id, last_seen) in batch {
+        for (id, seq, last_seen) in batch {
             if last_seen <= idle_before {
                 if skipped >= MAX_SKIPS_PER_CALL {
                     break 'outer;
@@ -237,71 +500,78 @@ fn admit(c: &dyn Tx, now: Now, cfg: &Config) -> Result<i64> {
             } else {
                 break 'outer;
             }
-            frontier = id;
+            st.frontier = seq;
         }
     }
-    if frontier != st.frontier || admitted > 0 || window_start != st.window_start {
-        c.execute(
-            "UPDATE queue_state SET frontier = ?1, window_start = ?2, window_admitted = ?3
-             WHERE id = 1",
-            params![frontier, window_start, window_admitted + admitted],
-        )?;
-    }
+    st.active_count += admitted;
+    st.admitted_total += admitted;
+    st.window_start = window_start;
+    st.window_admitted = window_admitted + admitted;
     Ok(admitted)
 }
 
-fn status_of(c: &dyn Tx, e: &Entry, st: &State, now: Now, cfg: &Config) -> Result<QueueStatus> {
-    let status = effective(e, now, cfg);
-    let (position, wait, expires) = match status {
-        EntryStatus::Waiting => {
-            let position = (e.id.get() - st.frontier).max(1);
-            let free = free_slots(c, now, cfg)?;
-            (
-                position,
-                Some(estimate_wait(position, free, cfg)),
-                Some(
-                    e.last_seen_at
-                        .saturating_add(crate::clock::millis_of(cfg.idle_timeout)),
-                ),
-            )
+fn status_of(e: &Entry, st: &State, now: Now, cfg: &Config) -> QueueStatus {
+    let p = st.policy(cfg);
+    let mut status = effective(e, now, cfg);
+    let (position, expires) = match (status, e.seq) {
+        (EntryStatus::Waiting, Some(seq)) => (
+            (seq - st.frontier).max(1),
+            Some(e.last_seen_at.saturating_add(millis_of(cfg.idle_timeout))),
+        ),
+        // Opened, but this entry's place is not drawn yet: in line, behind at most the places
+        // reserved for the prequeue.
+        (EntryStatus::Prequeue, _) if st.opens_at.is_none() || st.opening_due(now) => {
+            status = EntryStatus::Waiting;
+            let last = if st.placing_base.is_some() {
+                st.reserved_until()
+            } else {
+                st.next_seq + st.prequeue_count
+            };
+            ((last - st.frontier).max(1), None)
         }
-        EntryStatus::Active => (0, None, e.active_until),
-        EntryStatus::Expired => (0, None, None),
+        (EntryStatus::Active, _) => (0, e.active_until),
+        _ => (0, None),
     };
-    Ok(QueueStatus {
+    let wait = (status == EntryStatus::Waiting && !p.paused).then(|| {
+        let free = i64::from(p.max_active) - st.active_count;
+        estimate_wait(position, free, &p, cfg)
+    });
+    QueueStatus {
         user_id: e.user_id,
         status,
         position,
         estimated_wait_seconds: wait,
         expires_at: expires.map(from_millis),
-    })
+        opens_at: st.opens_at.filter(|t| *t > now.ms).map(from_millis),
+        paused: p.paused,
+    }
 }
 
 /// An upper estimate of the wait for `position` with `free` slots open now: beyond the free
 /// slots, every `max_active` users ahead take at most one active TTL, and the admit-per-minute
 /// limit admits at most that many a minute.
-fn estimate_wait(position: i64, free: i64, cfg: &Config) -> i64 {
+fn estimate_wait(position: i64, free: i64, p: &Policy, cfg: &Config) -> i64 {
     let needing_a_slot = position - free.max(0);
     let by_slots = if needing_a_slot <= 0 {
         0
-    } else if cfg.max_active == 0 {
+    } else if p.max_active == 0 {
         i64::MAX
     } else {
-        let rounds = (needing_a_slot + i64::from(cfg.max_active) - 1) / i64::from(cfg.max_active);
+        let rounds = (needing_a_slot + i64::from(p.max_active) - 1) / i64::from(p.max_active);
         rounds.saturating_mul(cfg.active_ttl.as_secs() as i64)
     };
-    let by_rate = if cfg.admit_per_minute == 0 {
+    let by_rate = if p.admit_per_minute == 0 {
         0
     } else {
         let minutes =
-            (position + i64::from(cfg.admit_per_minute) - 1) / i64::from(cfg.admit_per_minute);
+            (position + i64::from(p.admit_per_minute) - 1) / i64::from(p.admit_per_minute);
         minutes.saturating_mul(60)
     };
     by_slots.max(by_rate)
 }
 
 /// Marks one entry expired.
-fn expire_entry(c: &dyn Tx, id: i64) -> Result<()> {
+fn expire_entry(c: &dyn Tx, id: EntryId) -> Result<()> {
     c.execute(
         "UPDATE queue_entries SET status = 'expired' WHERE id = ?1",
         params![id],
@@ -318,6 +588,17 @@ fn touch(c: &dyn Tx, id: EntryId, now: Now) -> Result<()> {
     Ok(())
 }
 
+/// Ends a live entry that is over (its state is stored as still live), keeping the counts.
+fn end(c: &dyn Tx, st: &mut State, e: &Entry) -> Result<()> {
+    expire_entry(c, e.id)?;
+    match e.status {
+        EntryStatus::Active => st.active_count = (st.active_count - 1).max(0),
+        EntryStatus::Prequeue => st.prequeue_count = (st.prequeue_count - 1).max(0),
+        _ => {}
+    }
+    Ok(())
+}
+
 /// Enters the waiting room (see [`crate::Booking::enter_queue`]). Returns the entry, its status,
 /// and whether it was made now.
 pub(crate) fn enter(
@@ -326,10 +607,13 @@ pub(crate) fn enter(
     cfg: &Config,
     user: UserId,
 ) -> Result<(Entry, QueueStatus, bool)> {
+    let mut st = state(c)?;
+    // A due opening first: whoever arrives now goes behind the prequeue.
+    open_if_due(&mut st, now);
     let existing = match live_entry_of(c, user)? {
         Some(e) if effective(&e, now, cfg) != EntryStatus::Expired => Some(e),
         Some(e) => {
-            expire_entry(c, e.id.get())?;
+            end(c, &mut st, &e)?;
             None
         }
         None => None,
@@ -342,22 +626,36 @@ pub(crate) fn enter(
             (e.id, false)
         }
         None => {
-            let id = c.insert(
-                "INSERT INTO queue_entries (user_id, status, created_at, last_seen_at)
-                 VALUES (?1, 'waiting', ?2, ?2) RETURNING id",
-                params![user, now.ms],
-            )?;
+            if st.in_line() >= i64::try_from(cfg.max_waiting).unwrap_or(i64::MAX) {
+                return Err(Error::QueueFull(cfg.max_waiting));
+            }
+            let id = if st.opens_at.is_some_and(|t| t > now.ms) {
+                st.prequeue_count += 1;
+                c.insert(
+                    "INSERT INTO queue_entries (user_id, status, shuffle_key, created_at, last_seen_at)
+                     VALUES (?1, 'prequeue', ?2, ?3, ?3) RETURNING id",
+                    params![user, rand::random::<i64>(), now.ms],
+                )?
+            } else {
+                st.next_seq += 1;
+                c.insert(
+                    "INSERT INTO queue_entries (user_id, status, seq, created_at, last_seen_at)
+                     VALUES (?1, 'waiting', ?2, ?3, ?3) RETURNING id",
+                    params![user, st.next_seq, now.ms],
+                )?
+            };
             (EntryId::new(id)?, true)
         }
     };
-    admit(c, now, cfg)?;
+    advance(c, &mut st, now, cfg)?;
+    save(c, &st)?;
     let row = load(c, id)?.ok_or_else(|| Error::internal("queue entry vanished"))?;
-    let status = status_of(c, &row, &state(c)?, now, cfg)?;
+    let status = status_of(&row, &st, now, cfg);
     Ok((row, status, created))
 }
 
 /// A poll, read-only: the status, or `None` when the poll has something to write (a keep-alive
-/// due, or users to admit) and must run [`poll`] in a write instead.
+/// due, a due opening, its own place to draw, or users to admit) and must run [`poll`] instead.
 pub(crate) fn poll_read(
     c: &dyn Tx,
     now: Now,
@@ -366,22 +664,25 @@ pub(crate) fn poll_read(
 ) -> Result<Option<QueueStatus>> {
     let row = own_entry(c, who)?;
     let st = state(c)?;
-    if touch_due(&row, now, cfg) || admission_due(c, &st, now, cfg)? {
+    let unplaced = row.status == EntryStatus::Prequeue && st.placing_base.is_some();
+    if unplaced || touch_due(&row, now, cfg) || admission_due(c, &st, now, cfg)? {
         Ok(None)
     } else {
-        status_of(c, &row, &st, now, cfg).map(Some)
+        Ok(Some(status_of(&row, &st, now, cfg)))
     }
 }
 
-/// A poll that writes: the keep-alive if due, admission, then the status.
+/// A poll that writes: the keep-alive if due, the waiting room moved forward, then the status.
 pub(crate) fn poll(c: &dyn Tx, now: Now, cfg: &Config, who: &Identity) -> Result<QueueStatus> {
     let row = own_entry(c, who)?;
     if touch_due(&row, now, cfg) {
         touch(c, row.id, now)?;
     }
-    admit(c, now, cfg)?;
+    let mut st = state(c)?;
+    advance(c, &mut st, now, cfg)?;
+    save(c, &st)?;
     let row = own_entry(c, who)?;
-    status_of(c, &row, &state(c)?, now, cfg)
+    Ok(status_of(&row, &st, now, cfg))
 }
 
 /// The *active* guard: `who`'s entry is active at `now`, else `queue_not_active`. Inside a write
@@ -389,7 +690,9 @@ pub(crate) fn poll(c: &dyn Tx, now: Now, cfg: &Config, who: &Identity) -> Result
 pub(crate) fn require_active(c: &dyn Tx, now: Now, cfg: &Config, who: &Identity) -> Result<()> {
     match effective(&own_entry(c, who)?, now, cfg) {
         EntryStatus::Active => Ok(()),
-        EntryStatus::Waiting => Err(Error::QueueNotActive(QueueState::Waiting)),
+        EntryStatus::Waiting | EntryStatus::Prequeue => {
+            Err(Error::QueueNotActive(QueueState::Waiting))
+        }
         EntryStatus::Expired => Err(Error::QueueNotActive(QueueState::Expired)),
     }
 }
@@ -406,47 +709,157 @@ fn own_entry(c: &dyn Tx, who: &Identity) -> Result<Entry> {
 
 /// Ends every live entry of `user` (a payment ends the user's turn). Runs inside a write.
 pub(crate) fn expire_user(c: &dyn Tx, user: UserId) -> Result<()> {
-    c.execute(
-        "UPDATE queue_entries SET status = 'expired'
-         WHERE user_id = ?1 AND status IN ('waiting', 'active')",
-        params![user],
-    )?;
+    if let Some(e) = live_entry_of(c, user)? {
+        let mut st = state(c)?;
+        end(c, &mut st, &e)?;
+        save(c, &st)?;
+    }
     Ok(())
 }
 
-/// Tidies entries that lapsed (idle waiting, active past its TTL), then admits; returns how
-/// many entries were tidied.
+/// Tidies entries that lapsed (idle waiting, active past its TTL), places what is left of the
+/// prequeue (in chunks), and admits; returns how many entries were tidied.
 pub(crate) fn sweep(c: &dyn Tx, now: Now, cfg: &Config) -> Result<usize> {
-    let n = c.execute(
+    let mut st = state(c)?;
+    let mut n = 0;
+    loop {
+        let retired = retire_lapsed(c, &mut st, now)?;
+        n += retired as usize;
+        if retired < MAX_RETIRED_PER_CALL {
+            break;
+        }
+    }
+    n += c.execute(
         "UPDATE queue_entries SET status = 'expired'
-         WHERE (status = 'active' AND active_until <= ?1)
-            OR (status = 'waiting' AND last_seen_at <= ?2)",
-        params![now.ms, now.minus(cfg.idle_timeout)],
+         WHERE status = 'waiting' AND last_seen_at <= ?1",
+        params![now.minus(cfg.idle_timeout)],
     )?;
-    admit(c, now, cfg)?;
+    open_if_due(&mut st, now);
+    while place(c, &mut st, now, PLACE_CHUNK)? == PLACE_CHUNK {}
+    advance(c, &mut st, now, cfg)?;
+    save(c, &st)?;
     Ok(n)
 }
 
-/// Waiting, active and expired counts (a full count: for operators, not per request).
+/// Places one chunk of the prequeue if an opening is due or under way (the server's background
+/// step, so that a big prequeue is placed within seconds whatever the traffic). Returns how many
+/// entries it placed; 0 when there is nothing to place.
+pub(crate) fn place_step(c: &dyn Tx, now: Now, cfg: &Config) -> Result<i64> {
+    let mut st = state(c)?;
+    if !st.opening_due(now) && st.placing_base.is_none() {
+        return Ok(0);
+    }
+    open_if_due(&mut st, now);
+    let n = place(c, &mut st, now, PLACE_CHUNK)?;
+    advance(c, &mut st, now, cfg)?;
+    save(c, &st)?;
+    Ok(n)
+}
+
+/// Whether [`place_step`] has work to do (read-only).
+pub(crate) fn placing_due(c: &dyn Tx, now: Now) -> Result<bool> {
+    let st = state(c)?;
+    Ok(st.opening_due(now) || st.placing_base.is_some())
+}
+
+/// Waiting, active, expired and prequeue counts (a full count: for operators, not per request).
 pub(crate) fn counts(c: &dyn Tx, now: Now, cfg: &Config) -> Result<QueueCounts> {
     c.row(
         "SELECT
             COUNT(*) FILTER (WHERE status = 'waiting' AND last_seen_at > ?2),
             COUNT(*) FILTER (WHERE status = 'active' AND active_until > ?1),
+            COUNT(*) FILTER (WHERE status = 'prequeue'),
             COUNT(*)
          FROM queue_entries",
         params![now.ms, now.minus(cfg.idle_timeout)],
         |r| {
-            let (waiting, active, total): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            let (waiting, active, prequeue, total): (i64, i64, i64, i64) =
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
             Ok(QueueCounts {
                 waiting,
                 active,
-                expired: total - waiting - active,
+                expired: total - waiting - active - prequeue,
+                prequeue,
             })
         },
     )?
     .ok_or_else(|| Error::internal("no counts"))
 }
+
+/// The settings in force.
+pub(crate) fn settings(c: &dyn Tx, cfg: &Config) -> Result<QueueSettings> {
+    let st = state(c)?;
+    let p = st.policy(cfg);
+    let src = |set: bool| if set { Source::Database } else { Source::Flags };
+    Ok(QueueSettings {
+        max_active: p.max_active,
+        admit_per_minute: p.admit_per_minute,
+        paused: p.paused,
+        opens_at: st.opens_at.map(from_millis),
+        source: SettingsSource {
+            max_active: src(st.max_active.is_some()),
+            admit_per_minute: src(st.admit_per_minute.is_some()),
+            paused: Source::Database,
+            opens_at: Source::Database,
+        },
+        prequeue: st.prequeue_count,
+        admitted_total: st.admitted_total,
+    })
+}
+
+/// Changes the live controls. A new opening cannot be scheduled while the last one's prequeue is
+/// still being placed.
+pub(crate) fn change(c: &dyn Tx, now: Now, cfg: &Config, ch: QueueChange) -> Result<QueueSettings> {
+    let st = state(c)?;
+    if let Some(Some(at)) = ch.opens_at {
+        if st.placing_base.is_some() && at.timestamp_millis() > now.ms {
+            return Err(Error::InvalidRequest(
+                "the last opening's prequeue is still being placed; try again in a few seconds"
+                    .into(),
+            ));
+        }
+    }
+    let keep = |v: Option<u32>| v.map(i64::from);
+    let max_active = ch.max_active.map_or(keep(st.max_active), |v| v.map(i64::from));
+    let per_minute = ch
+        .admit_per_minute
+        .map_or(keep(st.admit_per_minute), |v| v.map(i64::from));
+    let paused = ch.paused.unwrap_or(st.paused);
+    let opens_at = ch
+        .opens_at
+        .map_or(st.opens_at, |v| v.map(|t| t.timestamp_millis()));
+    c.execute(
+        "UPDATE queue_state SET max_active = ?1, admit_per_minute = ?2, paused = ?3, opens_at = ?4
+         WHERE id = 1",
+        params![max_active, per_minute, paused, opens_at],
+    )?;
+    settings(c, cfg)
+}
+
+/// The queue's kept counts against real counts (for `verify`).
+pub(crate) const CHECKS: &[(&str, &str)] = &[
+    (
+        "queue_active_count",
+        "SELECT 'queue_state counts ' || s.active_count || ' active entries but there are '
+                || (SELECT COUNT(*) FROM queue_entries WHERE status = 'active')
+         FROM queue_state s
+         WHERE s.active_count <> (SELECT COUNT(*) FROM queue_entries WHERE status = 'active')",
+    ),
+    (
+        "queue_prequeue_count",
+        "SELECT 'queue_state counts ' || s.prequeue_count || ' prequeue entries but there are '
+                || (SELECT COUNT(*) FROM queue_entries WHERE status = 'prequeue')
+         FROM queue_state s
+         WHERE s.prequeue_count <> (SELECT COUNT(*) FROM queue_entries WHERE status = 'prequeue')",
+    ),
+    (
+        "queue_places_handed_out",
+        "SELECT 'queue_state hands out places up to ' || s.next_seq || ' but place '
+                || (SELECT MAX(seq) FROM queue_entries) || ' is taken'
+         FROM queue_state s
+         WHERE (SELECT MAX(seq) FROM queue_entries) > s.next_seq OR s.frontier > s.next_seq",
+    ),
+];
 
 #[cfg(test)]
 mod tests {
@@ -455,12 +868,16 @@ mod tests {
     #[test]
     fn wait_estimate_grows_with_position_and_respects_the_rate_limit() {
         let cfg = Config::default().with_max_active(10);
-        assert_eq!(estimate_wait(1, 0, &cfg), 600);
-        assert_eq!(estimate_wait(10, 0, &cfg), 600);
-        assert_eq!(estimate_wait(11, 0, &cfg), 1200);
-        assert_eq!(estimate_wait(11, 1, &cfg), 600);
-        assert_eq!(estimate_wait(3, 5, &cfg), 0);
-        let cfg = cfg.with_admit_per_minute(1);
-        assert_eq!(estimate_wait(30, 5, &cfg), 1800);
+        let p = |max_active, admit_per_minute| Policy {
+            max_active,
+            admit_per_minute,
+            paused: false,
+        };
+        assert_eq!(estimate_wait(1, 0, &p(10, 0), &cfg), 600);
+        assert_eq!(estimate_wait(10, 0, &p(10, 0), &cfg), 600);
+        assert_eq!(estimate_wait(11, 0, &p(10, 0), &cfg), 1200);
+        assert_eq!(estimate_wait(11, 1, &p(10, 0), &cfg), 600);
+        assert_eq!(estimate_wait(3, 5, &p(10, 0), &cfg), 0);
+        assert_eq!(estimate_wait(30, 5, &p(10, 1), &cfg), 1800);
     }
 }

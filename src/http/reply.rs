@@ -75,7 +75,7 @@ impl Failure {
                 | Error::BalanceLimit { .. }
                 | Error::IdempotencyConflict => 409,
                 Error::IdempotencyKeyReused => 422,
-                Error::Busy => 503,
+                Error::Busy | Error::QueueFull(_) => 503,
                 Error::Internal(_) => 500,
             },
         }

@@ -457,6 +457,7 @@ mod openapi_check {
             },
             Error::IdempotencyConflict => Error::IdempotencyConflict,
             Error::IdempotencyKeyReused => Error::IdempotencyKeyReused,
+            Error::QueueFull(_) => Error::QueueFull(1),
             Error::Busy => Error::Busy,
             Error::Internal(_) => Error::internal("x"),
         );

@@ -389,8 +389,12 @@ fn admission_due(c: &dyn Tx, st: &State, now: Now, cfg: &Config) -> Result<bool>
 const MAX_SKIPS_PER_CALL: usize = 10_000;
 /// The most lapsed sessions one call retires.
 const MAX_RETIRED_PER_CALL: i64 = 1_000;
-/// The most prequeue entries one call places in line.
+/// The most prequeue entries the placing step (a server's background thread, a sweep) places
+/// in one transaction.
 pub(crate) const PLACE_CHUNK: i64 = 2_000;
+/// The most prequeue entries a request's write places on the side: small, because with group
+/// commit a few hundred requests share one transaction.
+const PLACE_ON_THE_SIDE: i64 = 64;
 
 /// Carries out a due opening: the places after the last one handed out are reserved for the
 /// whole prequeue, in one step; everyone who arrives later goes behind them.
@@ -458,7 +462,7 @@ fn retire_lapsed(c: &dyn Tx, st: &mut State, now: Now) -> Result<i64> {
 /// users it admitted.
 fn advance(c: &dyn Tx, st: &mut State, now: Now, cfg: &Config) -> Result<i64> {
     open_if_due(st, now);
-    place(c, st, now, PLACE_CHUNK)?;
+    place(c, st, now, PLACE_ON_THE_SIDE)?;
     retire_lapsed(c, st, now)?;
     let p = st.policy(cfg);
     if p.paused {
@@ -655,7 +659,9 @@ pub(crate) fn enter(
 }
 
 /// A poll, read-only: the status, or `None` when the poll has something to write (a keep-alive
-/// due, a due opening, its own place to draw, or users to admit) and must run [`poll`] instead.
+/// due, a due opening, its own place still to draw, or users to admit) and must run [`poll`]
+/// instead. (A poll behind a prequeue being placed does not write for it: placing is the placing
+/// step's work, and the poller's position is exact meanwhile.)
 pub(crate) fn poll_read(
     c: &dyn Tx,
     now: Now,

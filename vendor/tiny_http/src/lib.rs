@@ -259,10 +259,6 @@ impl Server {
         compile_error!(
             "Features 'ssl-openssl' and 'ssl-rustls' must not be enabled at the same time"
         );
-        #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-        type SslContext = ();
-        #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-        type SslContext = crate::ssl::SslContextImpl;
         let ssl: Option<SslContext> = {
             match ssl_config {
                 #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
@@ -285,68 +281,69 @@ impl Server {
 
         let inside_close_trigger = close_trigger.clone();
         let inside_messages = messages.clone();
-        thread::spawn(move || {
-            // a tasks pool is used to dispatch the connections into threads
-            let tasks_pool = util::TaskPool::new();
+        thread::Builder::new()
+            .name("tiny-http-accept".into())
+            .spawn(move || {
+                // a tasks pool is used to dispatch the connections into threads
+                let tasks_pool = util::TaskPool::new();
+                // booking patch: how long to wait before the next accept after a failure
+                let mut pause = Duration::ZERO;
 
-            log::debug!("Running accept thread");
-            while !inside_close_trigger.load(Relaxed) {
-                let new_client = match server.accept() {
-                    Ok((sock, _)) => {
-                        use util::RefinedTcpStream;
-                        let (read_closable, write_closable) = match ssl {
-                            None => RefinedTcpStream::new(sock),
-                            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-                            Some(ref ssl) => {
-                                // trying to apply SSL over the connection
-                                // if an error occurs, we just close the socket and resume listening
-                                let sock = match ssl.accept(sock) {
-                                    Ok(s) => s,
-                                    Err(_) => continue,
-                                };
-
-                                RefinedTcpStream::new(sock)
+                log::debug!("Running accept thread");
+                while !inside_close_trigger.load(Relaxed) {
+                    // booking patch: an accept error used to end this loop for good (the server
+                    // then accepted nothing more). Now it only costs a pause: the failed
+                    // connection was lost (ECONNABORTED...) or the process is short of a
+                    // resource (EMFILE, ENFILE, ENOBUFS...), which a pause may give back; the
+                    // pending connections wait in the kernel's accept queue meanwhile.
+                    let sock = match server.accept() {
+                        Ok((sock, _)) => {
+                            pause = Duration::ZERO;
+                            sock
+                        }
+                        Err(_) if inside_close_trigger.load(Relaxed) => break,
+                        Err(e) if lost_connection(&e) => continue,
+                        Err(e) => {
+                            pause = (pause * 2).clamp(ACCEPT_PAUSE_MIN, ACCEPT_PAUSE_MAX);
+                            if pause == ACCEPT_PAUSE_MIN {
+                                log::error!("Error accepting new client: {}; retrying", e);
                             }
-                            #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-                            Some(ref _ssl) => unreachable!(),
-                        };
+                            thread::sleep(pause);
+                            continue;
+                        }
+                    };
 
-                        Ok(ClientConnection::new(write_closable, read_closable))
-                    }
-                    Err(e) => Err(e),
-                };
+                    // booking patch: a connection that cannot be set up (no descriptor left to
+                    // duplicate its socket, a peer already gone) is closed; the loop goes on.
+                    let client = match start_connection(sock, ssl.as_ref()) {
+                        Ok(client) => client,
+                        Err(e) => {
+                            log::warn!("Dropping a new connection: {}", e);
+                            continue;
+                        }
+                    };
 
-                match new_client {
-                    Ok(client) => {
-                        let messages = inside_messages.clone();
-                        let mut client = Some(client);
-                        tasks_pool.spawn(Box::new(move || {
-                            if let Some(client) = client.take() {
-                                // Synchronization is needed for HTTPS requests to avoid a deadlock
-                                if client.secure() {
-                                    let (sender, receiver) = mpsc::channel();
-                                    for rq in client {
-                                        messages.push(rq.with_notify_sender(sender.clone()).into());
-                                        receiver.recv().unwrap();
-                                    }
-                                } else {
-                                    for rq in client {
-                                        messages.push(rq.into());
-                                    }
+                    let messages = inside_messages.clone();
+                    let mut client = Some(client);
+                    tasks_pool.spawn(Box::new(move || {
+                        if let Some(client) = client.take() {
+                            // Synchronization is needed for HTTPS requests to avoid a deadlock
+                            if client.secure() {
+                                let (sender, receiver) = mpsc::channel();
+                                for rq in client {
+                                    messages.push(rq.with_notify_sender(sender.clone()).into());
+                                    receiver.recv().unwrap();
+                                }
+                            } else {
+                                for rq in client {
+                                    messages.push(rq.into());
                                 }
                             }
-                        }));
-                    }
-
-                    Err(e) => {
-                        log::error!("Error accepting new client: {}", e);
-                        inside_messages.push(e.into());
-                        break;
-                    }
+                        }
+                    }));
                 }
-            }
-            log::debug!("Terminating accept thread");
-        });
+                log::debug!("Terminating accept thread");
+            })?;
 
         // result
         Ok(Server {
@@ -409,6 +406,41 @@ impl Server {
     pub fn unblock(&self) {
         self.messages.unblock();
     }
+}
+
+/// booking patch: the shortest and the longest pause after an accept error.
+const ACCEPT_PAUSE_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_PAUSE_MAX: Duration = Duration::from_millis(100);
+
+/// Whether an accept error concerns only the connection being accepted (which is gone), so the
+/// next accept may follow at once.
+fn lost_connection(e: &IoError) -> bool {
+    matches!(
+        e.kind(),
+        IoErrorKind::ConnectionAborted | IoErrorKind::ConnectionReset | IoErrorKind::Interrupted
+    )
+}
+
+#[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
+type SslContext = ();
+#[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+type SslContext = crate::ssl::SslContextImpl;
+
+/// Sets up an accepted connection: the TLS handshake if any, the split into a read half and a
+/// write half, the peer's address. Any failure closes the connection.
+fn start_connection(
+    sock: Connection,
+    ssl: Option<&SslContext>,
+) -> Result<ClientConnection, Box<dyn Error + Send + Sync + 'static>> {
+    use util::RefinedTcpStream;
+    let (read_closable, write_closable) = match ssl {
+        None => RefinedTcpStream::new(sock)?,
+        #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+        Some(ssl) => RefinedTcpStream::new(ssl.accept(sock)?)?,
+        #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
+        Some(_) => unreachable!(),
+    };
+    Ok(ClientConnection::new(write_closable, read_closable)?)
 }
 
 impl Iterator for IncomingRequests<'_> {

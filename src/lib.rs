@@ -30,6 +30,7 @@
 //! - [`maintenance`]: sweep, verify, stats.
 //! - [`error`], [`clock`], [`config`], [`ids`]: the error enum, time, policy, identifiers.
 //! - `http` (feature `server`): the only module that knows HTTP and JSON.
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod catalog;

@@ -24,10 +24,8 @@
 //! - bodies are read through a 64 KiB limit (`413 payload_too_large`);
 //! - accepted sockets inherit a send timeout and `TCP_NODELAY` from the listener, so a client
 //!   that never reads its answer frees its worker after the timeout;
-//! - tiny_http's accept loop ends on an accept error (`ECONNABORTED`, `EMFILE`), or dies by
-//!   panicking when it cannot clone an accepted socket: it is restarted on a clone of the
-//!   listener (on the error, or when the kernel's accept queue stops moving), while the old
-//!   loop's open connections are still served;
+//! - the vendored tiny_http keeps accepting after accept errors (`ECONNABORTED`, `EMFILE`...)
+//!   and closes a connection it cannot set up (`vendor/tiny_http/PATCHES.md`);
 //! - a panic in a handler becomes `500 internal` and the worker goes on.
 
 mod assets;
@@ -95,7 +93,7 @@ pub(crate) struct Shared {
     metrics: metrics::Metrics,
     options: Options,
     shutdown: Arc<AtomicBool>,
-    front: front::Front,
+    server: tiny_http::Server,
     body_lane: worker::BodyLane,
 }
 
@@ -123,8 +121,9 @@ pub fn serve_with(
     options: Options,
 ) -> io::Result<()> {
     front::tune_listener(&listener, options.write_timeout)?;
+    let addr = listener.local_addr()?;
     let shared = Arc::new(Shared {
-        front: front::Front::new(listener)?,
+        server: front::open(listener)?,
         booking,
         metrics: metrics::Metrics::default(),
         body_lane: worker::BodyLane::default(),
@@ -144,11 +143,10 @@ pub fn serve_with(
     for i in 0..shared.options.body_threads.max(1) {
         threads.push(spawn(format!("http-body-{i}"), worker::run_body_lane)?);
     }
-    threads.push(spawn("http-supervisor".into(), worker::run_supervisor)?);
     if shared.options.sweep_every.is_some() {
         threads.push(spawn("sweeper".into(), worker::run_sweeper)?);
     }
-    tracing::info!(target: "booking::http", addr = %shared.front.local_addr(), threads = shared.options.threads, "serving");
+    tracing::info!(target: "booking::http", %addr, threads = shared.options.threads, "serving");
     for t in threads {
         let _ = t.join();
     }

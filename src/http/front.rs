@@ -1,13 +1,17 @@
 //! The tiny_http server that accepts connections and queues their requests, and the socket
 //! options accepted sockets inherit from the listener.
 
+use super::Options;
 use std::io;
 use std::net::TcpListener;
 use std::time::Duration;
 
 /// Starts accepting on `listener` (tiny_http's own accept thread and connection threads).
-pub fn open(listener: TcpListener) -> io::Result<tiny_http::Server> {
-    tiny_http::Server::from_listener(listener, None).map_err(io::Error::other)
+pub fn open(listener: TcpListener, options: &Options) -> io::Result<tiny_http::Server> {
+    let limits = tiny_http::Limits {
+        max_connections: options.max_connections,
+    };
+    tiny_http::Server::from_listener_with(listener, None, limits).map_err(io::Error::other)
 }
 
 /// Socket options that accepted sockets inherit from the listener (Linux): a send timeout, so a

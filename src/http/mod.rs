@@ -15,7 +15,8 @@
 //! # Threads (hardening tiny_http 0.12)
 //!
 //! tiny_http accepts connections on its own thread and reads each connection on a thread of its
-//! own; it queues complete requests. On top of that:
+//! own (at most `max_connections` at once; further connections wait in the kernel's accept
+//! queue); it queues complete requests. On top of that:
 //! - a fixed pool of `threads` workers takes requests from the queue and answers them, so the
 //!   work in flight — database connections, memory — is bounded whatever the load;
 //! - tiny_http reads bodies of up to 1 KiB before queueing; a request whose body still has to be
@@ -59,6 +60,9 @@ pub struct Options {
     pub body_threads: usize,
     /// How long writing an answer may block on a client that does not read it.
     pub write_timeout: Duration,
+    /// Connections served at once; further ones wait in the kernel's accept queue until one
+    /// closes (each open connection has a tiny_http thread reading it).
+    pub max_connections: usize,
     /// How often to tidy lapsed holds and entries in the background (`None`: never). Nothing
     /// depends on it: every read and write decides expiry against the clock itself.
     pub sweep_every: Option<Duration>,
@@ -73,6 +77,7 @@ impl Default for Options {
             threads: 32,
             body_threads: 4,
             write_timeout: Duration::from_secs(10),
+            max_connections: tiny_http::Limits::default().max_connections,
             sweep_every: Some(Duration::from_secs(30)),
             panic_route: false,
         }
@@ -123,7 +128,7 @@ pub fn serve_with(
     front::tune_listener(&listener, options.write_timeout)?;
     let addr = listener.local_addr()?;
     let shared = Arc::new(Shared {
-        server: front::open(listener)?,
+        server: front::open(listener, &options)?,
         booking,
         metrics: metrics::Metrics::default(),
         body_lane: worker::BodyLane::default(),

@@ -112,6 +112,7 @@ use util::MessagesQueue;
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
+pub use limits::Limits;
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
@@ -119,6 +120,7 @@ pub use test::TestRequest;
 mod client;
 mod common;
 mod connection;
+mod limits;
 mod request;
 mod response;
 mod ssl;
@@ -140,6 +142,9 @@ pub struct Server {
 
     // result of TcpListener::local_addr()
     listening_addr: ListenAddr,
+
+    // booking patch: the connections open, out of `Limits::max_connections`
+    connections: Arc<util::ConnectionSlots>,
 }
 
 enum Message {
@@ -243,7 +248,17 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::from_listener_with(listener, ssl_config, Limits::default())
+    }
+
+    /// [`Server::from_listener`] with the given [`Limits`] (booking patch).
+    pub fn from_listener_with<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        limits: Limits,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
+        let connections = util::ConnectionSlots::new(limits.max_connections);
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
 
@@ -281,6 +296,7 @@ impl Server {
 
         let inside_close_trigger = close_trigger.clone();
         let inside_messages = messages.clone();
+        let inside_connections = connections.clone();
         thread::Builder::new()
             .name("tiny-http-accept".into())
             .spawn(move || {
@@ -290,7 +306,15 @@ impl Server {
                 let mut pause = Duration::ZERO;
 
                 log::debug!("Running accept thread");
-                while !inside_close_trigger.load(Relaxed) {
+                let closing = || inside_close_trigger.load(Relaxed);
+                loop {
+                    // booking patch: with `max_connections` open, wait for one to close before
+                    // accepting another; the new ones wait in the kernel's accept queue.
+                    let slot = match inside_connections.acquire(closing) {
+                        Some(slot) => slot,
+                        None => break,
+                    };
+
                     // booking patch: an accept error used to end this loop for good (the server
                     // then accepted nothing more). Now it only costs a pause: the failed
                     // connection was lost (ECONNABORTED...) or the process is short of a
@@ -301,7 +325,7 @@ impl Server {
                             pause = Duration::ZERO;
                             sock
                         }
-                        Err(_) if inside_close_trigger.load(Relaxed) => break,
+                        Err(_) if closing() => break,
                         Err(e) if lost_connection(&e) => continue,
                         Err(e) => {
                             pause = (pause * 2).clamp(ACCEPT_PAUSE_MIN, ACCEPT_PAUSE_MAX);
@@ -324,9 +348,10 @@ impl Server {
                     };
 
                     let messages = inside_messages.clone();
-                    let mut client = Some(client);
+                    let mut client = Some((client, slot));
                     tasks_pool.spawn(Box::new(move || {
-                        if let Some(client) = client.take() {
+                        // the slot is freed when the connection's thread is done with it
+                        if let Some((client, _slot)) = client.take() {
                             // Synchronization is needed for HTTPS requests to avoid a deadlock
                             if client.secure() {
                                 let (sender, receiver) = mpsc::channel();
@@ -350,6 +375,7 @@ impl Server {
             messages,
             close: close_trigger,
             listening_addr: local_addr,
+            connections,
         })
     }
 
@@ -368,9 +394,11 @@ impl Server {
     }
 
     /// Returns the number of clients currently connected to the server.
+    ///
+    /// booking patch: implemented (it panicked); counts the connections holding one of the
+    /// `Limits::max_connections` places, that is, having a thread of their own.
     pub fn num_connections(&self) -> usize {
-        unimplemented!()
-        //self.requests_receiver.lock().len()
+        self.connections.open()
     }
 
     /// Blocks until an HTTP request has been submitted and returns it.
@@ -453,6 +481,8 @@ impl Iterator for IncomingRequests<'_> {
 impl Drop for Server {
     fn drop(&mut self) {
         self.close.store(true, Relaxed);
+        // booking patch: the accept thread may be waiting for a connection to close
+        self.connections.wake();
         // Connect briefly to ourselves to unblock the accept thread
         let maybe_stream = match &self.listening_addr {
             ListenAddr::IP(addr) => TcpStream::connect(addr).map(Connection::from),

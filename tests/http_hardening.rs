@@ -5,7 +5,8 @@ mod support;
 
 use booking::http::{self, Options};
 use booking::{Booking, Config};
-use std::net::{SocketAddr, TcpListener};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -91,4 +92,126 @@ fn connections_past_the_bound_wait_for_one_to_close() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// What a raw client received before the server closed (or `deadline` passed), and when.
+fn read_until_closed(s: &mut TcpStream, deadline: Duration) -> (Vec<u8>, Duration) {
+    let started = Instant::now();
+    s.set_read_timeout(Some(deadline)).unwrap();
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    (got, started.elapsed())
+}
+
+/// Patch "A deadline for a request's head, and for an idle keep-alive connection": a client
+/// that sends its head a byte at a time is cut off at the deadline while others are served.
+#[test]
+fn a_head_sent_a_byte_at_a_time_is_cut_off_at_the_deadline() {
+    let deadline = Duration::from_secs(1);
+    let srv = Served::start(Options {
+        head_timeout: deadline,
+        idle_timeout: deadline,
+        ..Options::default().with_threads(2)
+    });
+    let addr = srv.addr;
+    let slow = std::thread::spawn(move || {
+        // 80 bytes, one every 40 ms: the whole head would take over 3 s.
+        let head = format!(
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: {}\r\n\r\n",
+            "a".repeat(45)
+        );
+        let mut s = TcpStream::connect(addr).unwrap();
+        let started = Instant::now();
+        s.set_nonblocking(true).unwrap();
+        let mut answer = Vec::new();
+        for b in head.bytes() {
+            if s.write_all(&[b]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(40));
+            let mut buf = [0u8; 256];
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => break,
+            }
+            if !answer.is_empty() {
+                break;
+            }
+        }
+        (answer, started.elapsed())
+    });
+    // Meanwhile another client is answered at once, again and again.
+    let mut answered = 0;
+    while !slow.is_finished() {
+        let started = Instant::now();
+        Client::new(addr).get("/healthz").expect(200, "");
+        assert!(started.elapsed() < Duration::from_secs(1));
+        answered += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (answer, took) = slow.join().unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "{answer:?} after {took:?}"
+    );
+    assert!(
+        took >= deadline && took < deadline * 3,
+        "cut off after {took:?}"
+    );
+    assert!(answered >= 5, "{answered}");
+}
+
+/// Patch "A deadline for a request's head, and for an idle keep-alive connection": a keep-alive
+/// connection is closed (without an answer) once idle too long, not while it is in use.
+#[test]
+fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    let idle = Duration::from_millis(700);
+    let srv = Served::start(Options {
+        idle_timeout: idle,
+        ..Options::default().with_threads(2)
+    });
+    // In use every 200 ms for over twice the idle timeout: kept open.
+    let mut conn = Conn::open(srv.addr);
+    for _ in 0..8 {
+        conn.request("GET", "/healthz", &[], b"").expect(200, "");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Then idle: closed after the idle timeout (counted from the end of the last request).
+    let (got, took) = read_until_closed(conn.stream(), Duration::from_secs(5));
+    assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+    assert!(took < idle * 3, "closed after {took:?}");
+    // A new connection that sends nothing is bounded by the head timeout (10 s by default),
+    // not the idle timeout: still open after it.
+    let mut fresh = TcpStream::connect(srv.addr).unwrap();
+    let (got, took) = read_until_closed(&mut fresh, idle * 2);
+    assert!(got.is_empty() && took >= idle * 2, "{got:?} after {took:?}");
+}
+
+/// Patch "A deadline for a request's head, and for an idle keep-alive connection": a head over
+/// `max_head_size` (64 KiB) is refused.
+#[test]
+fn a_head_over_64_kib_is_refused_with_431() {
+    let srv = Served::start(Options::default().with_threads(2));
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    let head = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(70 * 1024)
+    );
+    let _ = s.write_all(head.as_bytes());
+    let (got, _) = read_until_closed(&mut s, Duration::from_secs(5));
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("HTTP/1.1 431"), "{got:?}");
+    // One just under the limit is fine.
+    let small = format!(
+        "GET /healthz HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(60 * 1024)
+    );
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.write_all(small.as_bytes()).unwrap();
+    let mut status = [0u8; 12];
+    s.read_exact(&mut status).unwrap();
+    assert_eq!(&status, b"HTTP/1.1 200");
 }

@@ -10,6 +10,9 @@ use std::time::Duration;
 pub fn open(listener: TcpListener, options: &Options) -> io::Result<tiny_http::Server> {
     let limits = tiny_http::Limits {
         max_connections: options.max_connections,
+        head_timeout: options.head_timeout,
+        idle_timeout: options.idle_timeout,
+        ..tiny_http::Limits::default()
     };
     tiny_http::Server::from_listener_with(listener, None, limits).map_err(io::Error::other)
 }

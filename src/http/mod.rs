@@ -16,7 +16,9 @@
 //!
 //! tiny_http accepts connections on its own thread and reads each connection on a thread of its
 //! own (at most `max_connections` at once; further connections wait in the kernel's accept
-//! queue); it queues complete requests. On top of that:
+//! queue); it queues complete requests. A client has `head_timeout` to send a request's head
+//! and a keep-alive connection `idle_timeout` to start its next request, so a silent or
+//! byte-at-a-time client holds a connection thread only that long. On top of that:
 //! - a fixed pool of `threads` workers takes requests from the queue and answers them, so the
 //!   work in flight — database connections, memory — is bounded whatever the load;
 //! - tiny_http reads bodies of up to 1 KiB before queueing; a request whose body still has to be
@@ -63,6 +65,12 @@ pub struct Options {
     /// Connections served at once; further ones wait in the kernel's accept queue until one
     /// closes (each open connection has a tiny_http thread reading it).
     pub max_connections: usize,
+    /// How long a client has to send a request's head (from the connection's accept for its
+    /// first request, from the request's first byte for the next ones); past it the connection
+    /// is closed (`408`).
+    pub head_timeout: Duration,
+    /// How long a keep-alive connection may wait for its next request before it is closed.
+    pub idle_timeout: Duration,
     /// How often to tidy lapsed holds and entries in the background (`None`: never). Nothing
     /// depends on it: every read and write decides expiry against the clock itself.
     pub sweep_every: Option<Duration>,
@@ -73,11 +81,14 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
+        let limits = tiny_http::Limits::default();
         Options {
             threads: 32,
             body_threads: 4,
             write_timeout: Duration::from_secs(10),
-            max_connections: tiny_http::Limits::default().max_connections,
+            max_connections: limits.max_connections,
+            head_timeout: limits.head_timeout,
+            idle_timeout: limits.idle_timeout,
             sweep_every: Some(Duration::from_secs(30)),
             panic_route: false,
         }

@@ -6,11 +6,14 @@ use std::io::{BufReader, BufWriter, ErrorKind, Read};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Instant;
 
 use crate::common::{HTTPVersion, Method};
 use crate::util::RefinedTcpStream;
+use crate::util::{ReadControl, ReadTimeout};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
-use crate::Request;
+use crate::{Limits, Request};
 
 /// A ClientConnection is an object that will store a socket to a client
 /// and return Request objects.
@@ -34,6 +37,13 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    // booking patch: how long reads of the connection may wait; the limits; when the
+    // connection was accepted; whether a request was read from it already
+    read_control: Arc<ReadControl>,
+    limits: Limits,
+    accepted: Instant,
+    requests_read: bool,
 }
 
 /// Error that can happen when reading a request.
@@ -44,6 +54,10 @@ enum ReadError {
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
     ReadIoError(IoError),
+    /// booking patch: the connection ended, or stayed idle too long, before a request began
+    Idle,
+    /// booking patch: the head is larger than `Limits::max_head_size`
+    HeadTooLarge,
 }
 
 impl ClientConnection {
@@ -54,9 +68,13 @@ impl ClientConnection {
     pub fn new(
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
+        limits: &Limits,
     ) -> IoResult<ClientConnection> {
+        let accepted = Instant::now();
         let remote_addr = read_socket.peer_addr()?;
         let secure = read_socket.secure();
+        let read_control = ReadControl::new();
+        read_socket.set_read_control(read_control.clone());
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -68,6 +86,10 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            read_control,
+            limits: limits.clone(),
+            accepted,
+            requests_read: false,
         })
     }
 
@@ -76,26 +98,41 @@ impl ClientConnection {
         self.secure
     }
 
-    /// Reads the next line from self.next_header_source.
+    /// Reads the next line from self.next_header_source, starting with `first` if given.
     ///
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
+    ///
+    /// booking patch: counts the bytes read against `budget`, what is left of
+    /// `Limits::max_head_size` for this head.
+    fn read_next_line(
+        &mut self,
+        mut first: Option<u8>,
+        budget: &mut usize,
+    ) -> Result<AsciiString, ReadError> {
         let mut buf = Vec::new();
         let mut prev_byte_was_cr = false;
 
         loop {
-            let byte = self.next_header_source.by_ref().bytes().next();
-
-            let byte = match byte {
-                Some(b) => b?,
-                None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
+            let byte = match first.take() {
+                Some(b) => b,
+                None => match self.next_header_source.by_ref().bytes().next() {
+                    Some(b) => b.map_err(ReadError::ReadIoError)?,
+                    None => {
+                        let err = IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF");
+                        return Err(ReadError::ReadIoError(err));
+                    }
+                },
             };
+
+            *budget = budget.checked_sub(1).ok_or(ReadError::HeadTooLarge)?;
 
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf)
-                    .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
+                return AsciiString::from_ascii(buf).map_err(|_| {
+                    let err = IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII");
+                    ReadError::ReadIoError(err)
+                });
             }
 
             prev_byte_was_cr = byte == b'\r';
@@ -104,13 +141,48 @@ impl ClientConnection {
         }
     }
 
+    /// booking patch: waits for the first byte of the next request: until the connection's
+    /// head deadline for its first request, for `Limits::idle_timeout` for the next ones.
+    /// Then gives the rest of the head `Limits::head_timeout` from now.
+    fn read_first_byte(&mut self) -> Result<u8, ReadError> {
+        let deadline = if self.requests_read {
+            Instant::now() + self.limits.idle_timeout
+        } else {
+            self.accepted + self.limits.head_timeout
+        };
+        self.read_control.set_timeout(ReadTimeout::Until(deadline));
+        let mut byte = [0u8];
+        loop {
+            match self.next_header_source.read(&mut byte) {
+                Ok(0) => return Err(ReadError::Idle),
+                Ok(_) => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::TimedOut => return Err(ReadError::Idle),
+                Err(e) => return Err(ReadError::ReadIoError(e)),
+            }
+        }
+        if self.requests_read {
+            let deadline = Instant::now() + self.limits.head_timeout;
+            self.read_control.set_timeout(ReadTimeout::Until(deadline));
+        }
+        Ok(byte[0])
+    }
+
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
+        // booking patch: the head is read under a deadline, once the previous request's body
+        // is done with (read, or dropped by the application)
+        self.next_header_source
+            .wait_turn()
+            .map_err(ReadError::ReadIoError)?;
+        let first = self.read_first_byte()?;
+        let mut budget = self.limits.max_head_size;
+
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                let line = self.read_next_line(Some(first), &mut budget)?;
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -121,7 +193,7 @@ impl ClientConnection {
             let headers = {
                 let mut headers = Vec::new();
                 loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                    let line = self.read_next_line(None, &mut budget)?;
 
                     if line.is_empty() {
                         break;
@@ -166,6 +238,18 @@ impl ClientConnection {
                 }
             }
         })?;
+
+        // booking patch: the body is read by the application, each read waiting at most
+        // `Limits::body_timeout` (an upgraded connection is the application's: no timeout)
+        self.requests_read = true;
+        let upgrade = request.headers().iter().any(|h| {
+            h.field.equiv("Connection") && h.value.as_str().to_ascii_lowercase().contains("upgrade")
+        });
+        self.read_control
+            .set_timeout(match self.limits.body_timeout {
+                Some(timeout) if !upgrade => ReadTimeout::Each(timeout),
+                _ => ReadTimeout::Never,
+            });
 
         // return the request
         Ok(request)
@@ -223,7 +307,17 @@ impl Iterator for ClientConnection {
                     return None; // TODO: should be recoverable, but needs handling in case of body
                 }
 
-                Err(ReadError::ReadIoError(_)) => return None,
+                // booking patch: a head larger than `Limits::max_head_size`
+                Err(ReadError::HeadTooLarge) => {
+                    let writer = self.sink.next().unwrap();
+                    let response = Response::new_empty(StatusCode(431));
+                    response
+                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+                        .ok();
+                    return None; // closing the connection
+                }
+
+                Err(ReadError::ReadIoError(_)) | Err(ReadError::Idle) => return None,
 
                 Ok(rq) => rq,
             };

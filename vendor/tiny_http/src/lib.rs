@@ -339,7 +339,7 @@ impl Server {
 
                     // booking patch: a connection that cannot be set up (no descriptor left to
                     // duplicate its socket, a peer already gone) is closed; the loop goes on.
-                    let client = match start_connection(sock, ssl.as_ref()) {
+                    let client = match start_connection(sock, ssl.as_ref(), &limits) {
                         Ok(client) => client,
                         Err(e) => {
                             log::warn!("Dropping a new connection: {}", e);
@@ -459,6 +459,7 @@ type SslContext = crate::ssl::SslContextImpl;
 fn start_connection(
     sock: Connection,
     ssl: Option<&SslContext>,
+    limits: &Limits,
 ) -> Result<ClientConnection, Box<dyn Error + Send + Sync + 'static>> {
     use util::RefinedTcpStream;
     let (read_closable, write_closable) = match ssl {
@@ -468,7 +469,11 @@ fn start_connection(
         #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
         Some(_) => unreachable!(),
     };
-    Ok(ClientConnection::new(write_closable, read_closable)?)
+    Ok(ClientConnection::new(
+        write_closable,
+        read_closable,
+        limits,
+    )?)
 }
 
 impl Iterator for IncomingRequests<'_> {

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use support::{Client, Conn};
+use support::{temp_db, Client, Conn, Proc};
 
 /// A server in this process with the given options, on a fresh database.
 struct Served {
@@ -214,4 +214,96 @@ fn a_head_over_64_kib_is_refused_with_431() {
     let mut status = [0u8; 12];
     s.read_exact(&mut status).unwrap();
     assert_eq!(&status, b"HTTP/1.1 200");
+}
+
+/// Open descriptors and threads of a process.
+fn fds_and_threads(pid: u32) -> (usize, usize) {
+    let count = |dir: &str| {
+        std::fs::read_dir(format!("/proc/{pid}/{dir}"))
+            .unwrap()
+            .count()
+    };
+    (count("fd"), count("task"))
+}
+
+/// Patch "An unread body is discarded through a small buffer, or the connection closed": 1,000
+/// requests each declaring a 10 GB body (no token needed) are answered, and leave the process's
+/// descriptors and threads where they were (they used to leave a socket in CLOSE-WAIT and a
+/// thread each, for good).
+#[test]
+fn a_thousand_huge_declared_bodies_leave_no_descriptor_or_thread_behind() {
+    let (_dir, db) = temp_db();
+    let server = Proc::spawn(&db, &["--threads", "4"]);
+    let addr = server.addr;
+    server.client().get("/healthz").expect(200, "");
+    let pid = server.child.id();
+    let before = fds_and_threads(pid);
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut answered = 0;
+                for _ in 0..125 {
+                    let mut s = TcpStream::connect(addr).unwrap();
+                    s.write_all(
+                        b"POST /points HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000000\r\n\r\n{\"amount\"",
+                    )
+                    .unwrap();
+                    let (answer, _) = read_until_closed(&mut s, Duration::from_secs(10));
+                    answered += usize::from(answer.starts_with(b"HTTP/1.1 413"));
+                }
+                answered
+            })
+        })
+        .collect();
+    let answered: usize = clients.into_iter().map(|c| c.join().unwrap()).sum();
+    assert_eq!(answered, 1000, "every request is answered 413");
+    // Descriptors are freed at once; tiny_http keeps an idle connection thread up to 5 s for
+    // the next connection.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let near = |(fds, threads): (usize, usize)| fds <= before.0 + 8 && threads <= before.1 + 8;
+    let mut after = fds_and_threads(pid);
+    while !near(after) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        after = fds_and_threads(pid);
+    }
+    assert!(near(after), "descriptors, threads: {before:?} -> {after:?}");
+    server.client().get("/healthz").expect(200, "");
+}
+
+/// Patch "An unread body is discarded through a small buffer, or the connection closed": up to
+/// 1 MiB left unread is thrown away and the connection kept; more, or a chunked body, closes it.
+#[test]
+fn an_unread_body_is_discarded_up_to_1_mib_else_the_connection_is_closed() {
+    let srv = Served::start(Options::default().with_threads(2));
+    let mut conn = Conn::open(srv.addr);
+    // Bodies that no handler reads (50 KiB to a GET; 100 KiB to a POST, over the 64 KiB
+    // limit): the next request on the same connection is answered.
+    conn.request("GET", "/healthz", &[], &[b'x'; 50 * 1024])
+        .expect(200, "");
+    conn.request("POST", "/points", &[], &[b'x'; 100 * 1024])
+        .expect(413, "payload_too_large");
+    conn.request("GET", "/healthz", &[], b"").expect(200, "");
+
+    // 2 MiB declared: answered, then closed.
+    let mut conn = Conn::open(srv.addr);
+    conn.stream()
+        .write_all(b"POST /points HTTP/1.1\r\nHost: x\r\nContent-Length: 2097152\r\n\r\n{\"a\"")
+        .unwrap();
+    conn.read_response()
+        .unwrap()
+        .expect(413, "payload_too_large");
+    let (rest, _) = read_until_closed(conn.stream(), Duration::from_secs(5));
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+
+    // A chunked body left unread: answered, then closed; what follows it is not read as a
+    // request (it used to be, from wherever the body stopped being read).
+    let mut conn = Conn::open(srv.addr);
+    conn.stream()
+        .write_all(
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        )
+        .unwrap();
+    conn.read_response().unwrap().expect(200, "");
+    let (rest, _) = read_until_closed(conn.stream(), Duration::from_secs(5));
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
 }

@@ -18,10 +18,6 @@ use tiny_http::{Header, Method, Request, Response, StatusCode};
 const POLL: Duration = Duration::from_millis(100);
 /// tiny_http reads bodies up to this size before queueing the request.
 const PREREAD: usize = 1024;
-/// A request that declares a body larger than this is dropped unanswered: tiny_http would
-/// allocate the declared size at once to discard an unread body, which for an absurd
-/// Content-Length aborts the process.
-const DRAIN_LIMIT: usize = 1 << 30;
 
 /// Requests whose bodies still have to be read from the socket.
 pub struct BodyLane {
@@ -88,12 +84,6 @@ pub fn run_sweeper(shared: &Shared) {
 
 /// Answers `rq` here if its body is already in memory, else hands it to the body lane.
 fn dispatch(shared: &Shared, rq: Request) {
-    if rq.body_length().is_some_and(|n| n > DRAIN_LIMIT) {
-        shared.metrics.abandoned.fetch_add(1, Relaxed);
-        tracing::warn!(target: "booking::http", length = rq.body_length(), "request with an absurd Content-Length dropped unanswered");
-        std::mem::forget(rq);
-        return;
-    }
     if body_in_memory(&rq) {
         answer(shared, rq);
     } else {

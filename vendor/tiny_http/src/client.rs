@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use crate::common::{HTTPVersion, Method};
 use crate::util::RefinedTcpStream;
-use crate::util::{ReadControl, ReadTimeout};
+use crate::util::{ReadControl, ReadTimeout, Unread};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::{Limits, Request};
 
@@ -54,8 +54,9 @@ enum ReadError {
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
     ReadIoError(IoError),
-    /// booking patch: the connection ended, or stayed idle too long, before a request began
-    Idle,
+    /// booking patch: the connection is to be closed without an answer: it ended or stayed
+    /// idle too long before a request began, or cannot be reused
+    Close,
     /// booking patch: the head is larger than `Limits::max_head_size`
     HeadTooLarge,
 }
@@ -141,6 +142,26 @@ impl ClientConnection {
         }
     }
 
+    /// booking patch: discards what the application left unread of the previous request's
+    /// body, through a small buffer and within `Limits::head_timeout`, if that is at most
+    /// `Limits::discard_limit` bytes; else (or if it does not arrive in time) the connection is
+    /// closed. Discarding used to allocate the whole declared size at once on the thread that
+    /// dropped the request.
+    fn discard_unread(&mut self) -> Result<(), ReadError> {
+        let unread = match self.read_control.take_unread() {
+            Unread::Nothing => return Ok(()),
+            Unread::Bytes(n) if n <= self.limits.discard_limit as u64 => n,
+            Unread::Bytes(_) | Unread::Unknown => return Err(ReadError::Close),
+        };
+        let deadline = Instant::now() + self.limits.head_timeout;
+        self.read_control.set_timeout(ReadTimeout::Until(deadline));
+        let mut rest = (&mut self.next_header_source).take(unread);
+        match std::io::copy(&mut rest, &mut std::io::sink()) {
+            Ok(n) if n == unread => Ok(()),
+            _ => Err(ReadError::Close),
+        }
+    }
+
     /// booking patch: waits for the first byte of the next request: until the connection's
     /// head deadline for its first request, for `Limits::idle_timeout` for the next ones.
     /// Then gives the rest of the head `Limits::head_timeout` from now.
@@ -154,10 +175,10 @@ impl ClientConnection {
         let mut byte = [0u8];
         loop {
             match self.next_header_source.read(&mut byte) {
-                Ok(0) => return Err(ReadError::Idle),
+                Ok(0) => return Err(ReadError::Close),
                 Ok(_) => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == ErrorKind::TimedOut => return Err(ReadError::Idle),
+                Err(e) if e.kind() == ErrorKind::TimedOut => return Err(ReadError::Close),
                 Err(e) => return Err(ReadError::ReadIoError(e)),
             }
         }
@@ -176,6 +197,7 @@ impl ClientConnection {
         self.next_header_source
             .wait_turn()
             .map_err(ReadError::ReadIoError)?;
+        self.discard_unread()?;
         let first = self.read_first_byte()?;
         let mut budget = self.limits.max_head_size;
 
@@ -228,6 +250,7 @@ impl ClientConnection {
             self.remote_addr,
             data_source,
             writer,
+            Some(self.read_control.clone()),
         )
         .map_err(|e| {
             use crate::request;
@@ -317,7 +340,7 @@ impl Iterator for ClientConnection {
                     return None; // closing the connection
                 }
 
-                Err(ReadError::ReadIoError(_)) | Err(ReadError::Idle) => return None,
+                Err(ReadError::ReadIoError(_)) | Err(ReadError::Close) => return None,
 
                 Ok(rq) => rq,
             };

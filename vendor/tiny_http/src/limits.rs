@@ -40,6 +40,11 @@ pub struct Limits {
     /// larger one gets `431 Request Header Fields Too Large` and the connection is closed.
     /// Default: 64 KiB.
     pub max_head_size: usize,
+    /// The most of a request body left unread by the application (it answered without reading
+    /// it all) that is read and thrown away, within `head_timeout`, to keep the connection for
+    /// the next request; with more left (or a chunked body, or one the client was to send after
+    /// `100 Continue`) the connection is closed instead. Default: 1 MiB.
+    pub discard_limit: usize,
 }
 
 impl Default for Limits {
@@ -50,6 +55,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(10),
             body_timeout: Some(Duration::from_secs(30)),
             max_head_size: 64 * 1024,
+            discard_limit: 1024 * 1024,
         }
     }
 }

@@ -6,8 +6,9 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
 
-use crate::util::{EqualReader, FusedReader};
+use crate::util::{EqualReader, FusedReader, ReadControl, Unread};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
 use chunked_transfer::Decoder;
 
@@ -100,6 +101,33 @@ impl<R> Drop for NotifyOnDrop<R> {
     }
 }
 
+/// booking patch: a chunked body that, dropped before its end, tells the connection it cannot
+/// be reused (where the next request would start is unknown; it used to be read from the rest
+/// of the body).
+struct ChunkedBody<R: Read> {
+    decoder: Decoder<R>,
+    ended: bool,
+    read_control: Option<Arc<ReadControl>>,
+}
+
+impl<R: Read> Read for ChunkedBody<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.decoder.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.ended = true;
+        }
+        Ok(n)
+    }
+}
+
+impl<R: Read> Drop for ChunkedBody<R> {
+    fn drop(&mut self) {
+        if let Some(control) = self.read_control.as_ref().filter(|_| !self.ended) {
+            control.left_unread(Unread::Unknown);
+        }
+    }
+}
+
 /// Error that can happen when building a `Request` object.
 #[derive(Debug)]
 pub enum RequestCreationError {
@@ -135,6 +163,7 @@ pub fn new_request<R, W>(
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
     writer: W,
+    read_control: Option<Arc<ReadControl>>,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -212,13 +241,23 @@ where
 
             Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
         } else {
-            let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
+            let mut data_reader = EqualReader::new(source_data, content_length);
+            // booking patch: what the application leaves unread is discarded (or the
+            // connection closed) by the connection's thread, not read here on drop
+            if let Some(control) = read_control {
+                data_reader = data_reader.reporting_to(control, expects_continue);
+            }
             Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
         }
     } else if transfer_encoding.is_some() {
         // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
         // over the message (RFC2616 #3.6)
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
+        let body = ChunkedBody {
+            decoder: Decoder::new(source_data),
+            ended: false,
+            read_control,
+        };
+        Box::new(FusedReader::new(body)) as Box<dyn Read + Send + 'static>
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
         // assuming that we have no data

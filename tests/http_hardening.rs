@@ -307,3 +307,89 @@ fn an_unread_body_is_discarded_up_to_1_mib_else_the_connection_is_closed() {
     let (rest, _) = read_until_closed(conn.stream(), Duration::from_secs(5));
     assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
 }
+
+/// Sends `raw` on a new connection; returns everything the server wrote before closing.
+fn exchange(addr: SocketAddr, raw: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(raw.as_bytes()).unwrap();
+    let (got, _) = read_until_closed(&mut s, Duration::from_secs(5));
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Patch "An ambiguous body length is refused": two `Content-Length`s that disagree (the first
+/// used to win), an invalid one, one beside `Transfer-Encoding`, or a transfer coding that does
+/// not end in chunked get `400` and the connection closed; the request is not executed.
+#[test]
+fn an_ambiguous_body_length_is_refused_with_400() {
+    let srv = Served::start(Options::default().with_threads(2));
+    let u = support::User::enter(srv.addr);
+    let charge = |headers: &str, body: &str| {
+        format!(
+            "POST /points HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n{headers}\r\n{body}",
+            u.token
+        )
+    };
+    let body = r#"{"amount": 5}"#; // 13 bytes
+    for headers in [
+        "Content-Length: 13\r\nContent-Length: 12\r\n",
+        "Content-Length: 12\r\nContent-Length: 13\r\n",
+        "Content-Length: 13, 12\r\n",
+        "Content-Length: +13\r\n",
+        "Content-Length: 13abc\r\n",
+        "Content-Length: \r\n",
+        "Content-Length: 99999999999999999999999\r\n",
+        "Content-Length: 13\r\nTransfer-Encoding: chunked\r\n",
+        "Transfer-Encoding: chunked\r\nContent-Length: 13\r\n",
+        "Transfer-Encoding: gzip\r\n",
+        "Transfer-Encoding: chunked, gzip\r\n",
+    ] {
+        let answer = exchange(srv.addr, &charge(headers, body));
+        assert!(
+            answer.starts_with("HTTP/1.1 400") && answer.contains("Connection: close"),
+            "{headers:?}: {answer:?}"
+        );
+        // Nothing after the refusal: the connection was closed.
+        assert_eq!(
+            answer.matches("HTTP/1.1").count(),
+            1,
+            "{headers:?}: {answer:?}"
+        );
+    }
+    assert_eq!(
+        u.get("/points").json()["balance"],
+        0,
+        "a refused request ran"
+    );
+    // Repeats of one value are one value (RFC 9110 §8.6); a chunked body alone is fine.
+    for headers in [
+        "Content-Length: 13\r\nContent-Length: 13\r\nConnection: close\r\n",
+        "Content-Length: 13, 13\r\nConnection: close\r\n",
+    ] {
+        let answer = exchange(srv.addr, &charge(headers, body));
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "{headers:?}: {answer:?}"
+        );
+    }
+    let chunked = format!("{:x}\r\n{body}\r\n0\r\n\r\n", body.len());
+    let answer = exchange(
+        srv.addr,
+        &charge(
+            "Transfer-Encoding: chunked\r\nConnection: close\r\n",
+            &chunked,
+        ),
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert_eq!(u.get("/points").json()["balance"], 15);
+}
+
+/// Patch "An HTTP version above 1.1 is refused at once": it used to leave the connection's
+/// thread waiting for ever (its `505` waited for the request's own answer).
+#[test]
+fn an_http_2_request_line_gets_505_at_once() {
+    let srv = Served::start(Options::default().with_threads(2));
+    let started = Instant::now();
+    let answer = exchange(srv.addr, "GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 505"), "{answer:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}

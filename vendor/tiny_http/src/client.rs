@@ -59,6 +59,8 @@ enum ReadError {
     Close,
     /// booking patch: the head is larger than `Limits::max_head_size`
     HeadTooLarge,
+    /// booking patch: an HTTP version above 1.1
+    VersionNotSupported,
 }
 
 impl ClientConnection {
@@ -206,9 +208,13 @@ impl ClientConnection {
             let (method, path, version) = {
                 let line = self.read_next_line(Some(first), &mut budget)?;
 
-                parse_request_line(
+                let (method, path, version) = parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
-                )?
+                )?;
+                if version > (1, 1) {
+                    return Err(ReadError::VersionNotSupported);
+                }
+                (method, path, version)
             };
 
             // getting all headers
@@ -256,6 +262,7 @@ impl ClientConnection {
             use crate::request;
             match e {
                 request::RequestCreationError::CreationIoError(e) => ReadError::ReadIoError(e),
+                request::RequestCreationError::BadFraming => ReadError::WrongHeader(version),
                 request::RequestCreationError::ExpectationFailed => {
                     ReadError::ExpectationFailed(version)
                 }
@@ -279,109 +286,92 @@ impl ClientConnection {
     }
 }
 
+impl ClientConnection {
+    /// booking patch: answers `status` (empty, `Connection: close`) to a request that is
+    /// refused, then ends the connection.
+    fn refuse(&mut self, status: u16, version: HTTPVersion) -> Option<Request> {
+        let writer = self.sink.next().unwrap();
+        let do_not_send_body = status == 417;
+        crate::Response::closing(crate::StatusCode(status))
+            .raw_print(writer, version, &[], do_not_send_body, None)
+            .ok();
+        None
+    }
+}
+
 impl Iterator for ClientConnection {
     type Item = Request;
 
     /// Blocks until the next Request is available.
     /// Returns None when no new Requests will come from the client.
     fn next(&mut self) -> Option<Request> {
-        use crate::{Response, StatusCode};
-
         // the client sent a "connection: close" header in this previous request
         //  or is using HTTP 1.0, meaning that no new request will come
         if self.no_more_requests {
             return None;
         }
 
-        loop {
-            let rq = match self.read() {
-                Err(ReadError::WrongRequestLine) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
-                }
-
-                Err(ReadError::WrongHeader(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response.raw_print(writer, ver, &[], false, None).ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
-                }
-
-                Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
-                    // request timeout
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(408));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // closing the connection
-                }
-
-                Err(ReadError::ExpectationFailed(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(417));
-                    response.raw_print(writer, ver, &[], true, None).ok();
-                    return None; // TODO: should be recoverable, but needs handling in case of body
-                }
-
-                // booking patch: a head larger than `Limits::max_head_size`
-                Err(ReadError::HeadTooLarge) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(431));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // closing the connection
-                }
-
-                Err(ReadError::ReadIoError(_)) | Err(ReadError::Close) => return None,
-
-                Ok(rq) => rq,
-            };
-
-            // checking HTTP version
-            if *rq.http_version() > (1, 1) {
-                let writer = self.sink.next().unwrap();
-                let response = Response::from_string(
-                    "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
-                )
-                .with_status_code(StatusCode(505));
-                response
-                    .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                    .ok();
-                continue;
+        // booking patch: every refusal says `Connection: close` (the connection is closed
+        // after it), through `refuse`
+        let rq = match self.read() {
+            Err(ReadError::WrongRequestLine) => {
+                // we don't know where the next request would start, so we have to close
+                return self.refuse(400, HTTPVersion(1, 1));
             }
 
-            // updating the status of the connection
-            let connection_header = rq
-                .headers()
-                .iter()
-                .find(|h| h.field.equiv("Connection"))
-                .map(|h| h.value.as_str());
+            Err(ReadError::WrongHeader(ver)) => {
+                // we don't know where the next request would start, so we have to close
+                return self.refuse(400, ver);
+            }
 
-            let lowercase = connection_header.map(|h| h.to_ascii_lowercase());
+            Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
+                // request timeout
+                return self.refuse(408, HTTPVersion(1, 1));
+            }
 
-            match lowercase {
-                Some(ref val) if val.contains("close") => self.no_more_requests = true,
-                Some(ref val) if val.contains("upgrade") => self.no_more_requests = true,
-                Some(ref val)
-                    if !val.contains("keep-alive") && *rq.http_version() == HTTPVersion(1, 0) =>
-                {
-                    self.no_more_requests = true
-                }
-                None if *rq.http_version() == HTTPVersion(1, 0) => self.no_more_requests = true,
-                _ => (),
-            };
+            Err(ReadError::ExpectationFailed(ver)) => {
+                // TODO: should be recoverable, but needs handling in case of body
+                return self.refuse(417, ver);
+            }
 
-            // returning the request
-            return Some(rq);
-        }
+            // booking patch: a head larger than `Limits::max_head_size`
+            Err(ReadError::HeadTooLarge) => return self.refuse(431, HTTPVersion(1, 1)),
+
+            // booking patch: this was checked once the request was built, and the `505`
+            // then waited for ever for the request's own answer (a deadlock holding the
+            // connection's thread); where the next request would start is unknown, too
+            Err(ReadError::VersionNotSupported) => {
+                return self.refuse(505, HTTPVersion(1, 1));
+            }
+
+            Err(ReadError::ReadIoError(_)) | Err(ReadError::Close) => return None,
+
+            Ok(rq) => rq,
+        };
+
+        // updating the status of the connection
+        let connection_header = rq
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv("Connection"))
+            .map(|h| h.value.as_str());
+
+        let lowercase = connection_header.map(|h| h.to_ascii_lowercase());
+
+        match lowercase {
+            Some(ref val) if val.contains("close") => self.no_more_requests = true,
+            Some(ref val) if val.contains("upgrade") => self.no_more_requests = true,
+            Some(ref val)
+                if !val.contains("keep-alive") && *rq.http_version() == HTTPVersion(1, 0) =>
+            {
+                self.no_more_requests = true
+            }
+            None if *rq.http_version() == HTTPVersion(1, 0) => self.no_more_requests = true,
+            _ => (),
+        };
+
+        // returning the request
+        Some(rq)
     }
 }
 

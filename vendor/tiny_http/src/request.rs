@@ -128,9 +128,62 @@ impl<R: Read> Drop for ChunkedBody<R> {
     }
 }
 
+/// booking patch: how the body of a request with these headers is delimited (RFC 9112 §6):
+/// whether it is chunked, else its `Content-Length` if any. Refuses (`BadFraming`) what a peer
+/// could read differently — the 0.12.0 code took the first `Content-Length` and ignored the
+/// others, took an invalid one for none, and applied chunked decoding whatever the
+/// `Transfer-Encoding` said:
+/// - `Content-Length` values (several headers, or a comma-separated list) that are not all the
+///   same number (1*DIGIT, fitting a `usize`); identical repeats are accepted (RFC 9110 §8.6);
+/// - `Transfer-Encoding` together with `Content-Length` (RFC 9112 §6.1 allows processing by the
+///   transfer coding alone, but a request that carries both is a request-smuggling shape: it
+///   is refused);
+/// - `Transfer-Encoding` whose final coding is not `chunked` (RFC 9112 §6.3: the length cannot
+///   be determined), or in an HTTP/1.0 request (RFC 9112 §6.1: faulty framing).
+fn body_framing(
+    headers: &[Header],
+    version: &HTTPVersion,
+) -> Result<(bool, Option<usize>), RequestCreationError> {
+    let values = |name: &'static str| {
+        headers
+            .iter()
+            .filter(move |h| h.field.equiv(name))
+            .flat_map(|h| h.value.as_str().split(','))
+            .map(str::trim)
+    };
+
+    let mut content_length = None;
+    for value in values("Content-Length") {
+        let valid = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+        let n = usize::from_str(value)
+            .ok()
+            .filter(|_| valid)
+            .ok_or(RequestCreationError::BadFraming)?;
+        if content_length.replace(n).map_or(false, |m| m != n) {
+            return Err(RequestCreationError::BadFraming);
+        }
+    }
+
+    match values("Transfer-Encoding").last() {
+        None => Ok((false, content_length)),
+        Some(last)
+            if last.eq_ignore_ascii_case("chunked")
+                && content_length.is_none()
+                && *version >= HTTPVersion(1, 1) =>
+        {
+            Ok((true, None))
+        }
+        Some(_) => Err(RequestCreationError::BadFraming),
+    }
+}
+
 /// Error that can happen when building a `Request` object.
 #[derive(Debug)]
 pub enum RequestCreationError {
+    /// booking patch: the body's length is ambiguous (see `body_framing`): `400 Bad Request`,
+    /// and the connection is closed.
+    BadFraming,
+
     /// The client sent an `Expect` header that was not recognized by tiny-http.
     ExpectationFailed,
 
@@ -169,23 +222,8 @@ where
     R: Read + Send + 'static,
     W: Write + Send + 'static,
 {
-    // finding the transfer-encoding header
-    let transfer_encoding = headers
-        .iter()
-        .find(|h: &&Header| h.field.equiv("Transfer-Encoding"))
-        .map(|h| h.value.clone());
-
-    // finding the content-length header
-    let content_length = if transfer_encoding.is_some() {
-        // if transfer-encoding is specified, the Content-Length
-        // header must be ignored (RFC2616 #4.4)
-        None
-    } else {
-        headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Content-Length"))
-            .and_then(|h| FromStr::from_str(h.value.as_str()).ok())
-    };
+    // booking patch: the body's framing, or a refusal if it is ambiguous
+    let (transfer_encoding, content_length) = body_framing(&headers, &version)?;
 
     // true if the client sent a `Expect: 100-continue` header
     let expects_continue = {
@@ -249,7 +287,7 @@ where
             }
             Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
         }
-    } else if transfer_encoding.is_some() {
+    } else if transfer_encoding {
         // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
         // over the message (RFC2616 #3.6)
         let body = ChunkedBody {

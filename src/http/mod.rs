@@ -12,23 +12,27 @@
 //! # Ok(()) }
 //! ```
 //!
-//! # Threads (hardening tiny_http 0.12)
+//! # Threads and limits
 //!
-//! tiny_http accepts connections on its own thread and reads each connection on a thread of its
-//! own (at most `max_connections` at once; further connections wait in the kernel's accept
-//! queue); it queues complete requests. A client has `head_timeout` to send a request's head
-//! and a keep-alive connection `idle_timeout` to start its next request, so a silent or
-//! byte-at-a-time client holds a connection thread only that long. On top of that:
+//! tiny_http (vendored with patches, see `vendor/tiny_http/PATCHES.md`) accepts connections on
+//! its own thread and reads each open connection on a thread of its own, at most
+//! `max_connections` at once (further connections wait in the kernel's accept queue until one
+//! closes); it queues complete requests. It keeps accepting through accept errors
+//! (`ECONNABORTED`, `EMFILE`...), gives a client `head_timeout` to send a request's head
+//! (`408`, then the connection is closed) and a keep-alive connection `idle_timeout` to start
+//! its next request, so a silent or byte-at-a-time client holds a connection thread only that
+//! long; it refuses an ambiguous body length (`400`: two `Content-Length`s that disagree,
+//! `Content-Length` with `Transfer-Encoding`...), and throws away up to 1 MiB of a body that no
+//! one read, closing the connection after the answer when more is left. On top of that:
 //! - a fixed pool of `threads` workers takes requests from the queue and answers them, so the
 //!   work in flight — database connections, memory — is bounded whatever the load;
 //! - tiny_http reads bodies of up to 1 KiB before queueing; a request whose body still has to be
 //!   read from the socket (larger, chunked, `Expect: 100-continue`) goes to a small separate
-//!   body pool, so a client that sends its body slowly can pin a body thread but never a worker;
+//!   body pool, so a client that sends its body slowly can pin a body thread (each read waits
+//!   at most 30 s for data) but never a worker;
 //! - bodies are read through a 64 KiB limit (`413 payload_too_large`);
 //! - accepted sockets inherit a send timeout and `TCP_NODELAY` from the listener, so a client
 //!   that never reads its answer frees its worker after the timeout;
-//! - the vendored tiny_http keeps accepting after accept errors (`ECONNABORTED`, `EMFILE`...)
-//!   and closes a connection it cannot set up (`vendor/tiny_http/PATCHES.md`);
 //! - a panic in a handler becomes `500 internal` and the worker goes on.
 
 mod assets;

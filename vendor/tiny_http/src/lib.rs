@@ -464,8 +464,13 @@ fn start_connection(
     use util::RefinedTcpStream;
     let (read_closable, write_closable) = match ssl {
         None => RefinedTcpStream::new(sock)?,
+        // booking patch: the TLS handshake runs here, on the accept thread: a client that
+        // stalls it holds the thread at most `head_timeout` (it used to be for ever)
         #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-        Some(ssl) => RefinedTcpStream::new(ssl.accept(sock)?)?,
+        Some(ssl) => {
+            sock.set_read_timeout(Some(limits.head_timeout.max(Duration::from_millis(1))))?;
+            RefinedTcpStream::new(ssl.accept(sock)?)?
+        }
         #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
         Some(_) => unreachable!(),
     };

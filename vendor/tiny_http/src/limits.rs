@@ -24,8 +24,9 @@ pub struct Limits {
     /// How long a client has to send a request's head (request line and headers, and a body of
     /// up to 1 KiB, which is read with it): from the connection's accept for its first request,
     /// from the first byte of the request for the next ones. A client that has not sent a
-    /// whole head by then gets `408 Request Timeout` and the connection is closed. Default:
-    /// 10 s.
+    /// whole head by then gets `408 Request Timeout` (or nothing, if it sent nothing at all)
+    /// and the connection is closed. It also bounds a TLS handshake, which runs on the accept
+    /// thread. Default: 10 s.
     pub head_timeout: Duration,
     /// How long a keep-alive connection may wait for the first byte of its next request,
     /// counted from the end of the previous request (its head and its body, as read by the

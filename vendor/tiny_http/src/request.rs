@@ -159,12 +159,12 @@ fn body_framing(
             .ok()
             .filter(|_| valid)
             .ok_or(RequestCreationError::BadFraming)?;
-        if content_length.replace(n).map_or(false, |m| m != n) {
+        if content_length.replace(n).is_some_and(|m| m != n) {
             return Err(RequestCreationError::BadFraming);
         }
     }
 
-    match values("Transfer-Encoding").last() {
+    match values("Transfer-Encoding").next_back() {
         None => Ok((false, content_length)),
         Some(last)
             if last.eq_ignore_ascii_case("chunked")

@@ -100,8 +100,9 @@ pub struct RefinedTcpStream {
     close_read: bool,
     close_write: bool,
     // booking patch: how long reads may wait, and the read timeout set on the socket now
+    // (`None`: unknown, as after a TLS handshake under a timeout of its own)
     read_control: Option<Arc<ReadControl>>,
-    read_timeout: Option<Duration>,
+    read_timeout: Option<Option<Duration>>,
 }
 
 impl RefinedTcpStream {
@@ -186,9 +187,9 @@ impl Read for RefinedTcpStream {
             return self.stream.read(buf);
         }
         let timeout = self.next_read_timeout()?;
-        if timeout != self.read_timeout {
+        if self.read_timeout != Some(timeout) {
             self.stream.set_read_timeout(timeout)?;
-            self.read_timeout = timeout;
+            self.read_timeout = Some(timeout);
         }
         // A read that times out fails with `WouldBlock` (EAGAIN) on Unix.
         self.stream.read(buf).map_err(|e| match e.kind() {

@@ -238,11 +238,11 @@ fn a_thousand_huge_declared_bodies_leave_no_descriptor_or_thread_behind() {
     server.client().get("/healthz").expect(200, "");
     let pid = server.child.id();
     let before = fds_and_threads(pid);
-    let clients: Vec<_> = (0..8)
+    let clients: Vec<_> = (0..4)
         .map(|_| {
             std::thread::spawn(move || {
                 let mut answered = 0;
-                for _ in 0..125 {
+                for _ in 0..250 {
                     let mut s = TcpStream::connect(addr).unwrap();
                     s.write_all(
                         b"POST /points HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000000\r\n\r\n{\"amount\"",

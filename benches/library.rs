@@ -150,8 +150,7 @@ fn baseline(d: Durability, threads: usize, args: &Args) -> Outcome {
 
 /// Seats to create for a hold-like case: one per operation it may run.
 fn seat_count(args: &Args) -> u32 {
-    args.max_ops
-        .clamp(1, u64::from(MAX_SEATS)) as u32
+    args.max_ops.clamp(1, u64::from(MAX_SEATS)) as u32
 }
 
 /// The size classes of the batch table (as [`BatchStats::by_size`] names them).
@@ -262,7 +261,8 @@ impl Case<'_> {
             let (_, st, seats) = showtime(&prep, n as u32);
             prepare(n, |i| {
                 let t = prep.hold(&users[i as usize / 4], st, seats[i as usize]);
-                tickets[i as usize].store(t.map_err(|e| e.to_string())?.id.get(), Ordering::Relaxed);
+                tickets[i as usize]
+                    .store(t.map_err(|e| e.to_string())?.id.get(), Ordering::Relaxed);
                 Ok(())
             });
             prepare(users.len() as u64, |u| {

@@ -227,10 +227,7 @@ fn seats(args: &Args) -> Table {
         for &threads in &args.threads {
             for (n, (_, showtime, _)) in [(BIG_SHOWTIME, &big), (50, &small)] {
                 let out = run(threads, args.limit(), args.max_ops, |_| {
-                    let seats = b
-                        .operator()
-                        .seats(*showtime)
-                        .map_err(|e| e.to_string())?;
+                    let seats = b.operator().seats(*showtime).map_err(|e| e.to_string())?;
                     (seats.len() == n as usize)
                         .then_some(())
                         .ok_or_else(|| format!("listed {} seats", seats.len()))

@@ -293,9 +293,7 @@ impl Booking {
     {
         let (cfg, key) = (self.cfg.clone(), key.cloned());
         self.db.write_op(move |c, now| {
-            idempotency::guarded(c, now, user, key.as_ref(), &request, || {
-                op(c, now, &cfg)
-            })
+            idempotency::guarded(c, now, user, key.as_ref(), &request, || op(c, now, &cfg))
         })
     }
 }
@@ -318,7 +316,9 @@ pub struct Operator<'a> {
 impl Operator<'_> {
     /// Adds a concert.
     pub fn add_concert(&self, title: &str, venue: &str) -> Result<ConcertId> {
-        self.b.db.write(|c, _| catalog::add_concert(c, title, venue))
+        self.b
+            .db
+            .write(|c, _| catalog::add_concert(c, title, venue))
     }
 
     /// Adds a showtime of `concert` with its seats, in one transaction; `progress(n)` is called
@@ -392,9 +392,7 @@ impl Operator<'_> {
 
     /// Waiting, active and expired counts.
     pub fn queue_counts(&self) -> Result<QueueCounts> {
-        self.b
-            .db
-            .read(|c, now| queue::counts(c, now, &self.b.cfg))
+        self.b.db.read(|c, now| queue::counts(c, now, &self.b.cfg))
     }
 
     /// Marks lapsed holds and queue entries expired, admits waiting users into freed slots, and

@@ -345,14 +345,20 @@ pub(crate) fn seed(
 }
 
 fn concert_exists(c: &dyn Tx, id: ConcertId) -> Result<bool> {
-    Ok(c.row("SELECT 1 FROM concerts WHERE id = ?1", params![id], |_| Ok(()))?
-        .is_some())
+    Ok(
+        c.row("SELECT 1 FROM concerts WHERE id = ?1", params![id], |_| {
+            Ok(())
+        })?
+        .is_some(),
+    )
 }
 
 /// Whether the catalog has no concert at all.
 pub(crate) fn is_empty(c: &dyn Tx) -> Result<bool> {
-    Ok(c.row("SELECT 1 FROM concerts LIMIT 1", params![], |_| Ok(()))?
-        .is_none())
+    Ok(
+        c.row("SELECT 1 FROM concerts LIMIT 1", params![], |_| Ok(()))?
+            .is_none(),
+    )
 }
 
 pub(crate) fn list_concerts(c: &dyn Tx) -> Result<Vec<Concert>> {

@@ -204,6 +204,9 @@ mod tests {
 
     #[test]
     fn not_found_names_what() {
-        assert_eq!(Error::NotFound(Entity::Ticket).to_string(), "ticket not found");
+        assert_eq!(
+            Error::NotFound(Entity::Ticket).to_string(),
+            "ticket not found"
+        );
     }
 }

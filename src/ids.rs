@@ -245,7 +245,10 @@ mod tests {
         for bad in ["0", "-3", "1.5", "\"7\"", "null"] {
             assert!(serde_json::from_str::<SeatId>(bad).is_err(), "{bad}");
         }
-        assert_eq!(serde_json::to_string(&SeatId::new(7).unwrap()).unwrap(), "7");
+        assert_eq!(
+            serde_json::to_string(&SeatId::new(7).unwrap()).unwrap(),
+            "7"
+        );
         let u = UserId::new_random();
         let json = serde_json::to_string(&u).unwrap();
         assert_eq!(json, format!("\"{u}\""));

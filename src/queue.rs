@@ -259,7 +259,10 @@ fn status_of(c: &dyn Tx, e: &Entry, st: &State, now: Now, cfg: &Config) -> Resul
             (
                 position,
                 Some(estimate_wait(position, free, cfg)),
-                Some(e.last_seen_at.saturating_add(crate::clock::millis_of(cfg.idle_timeout))),
+                Some(
+                    e.last_seen_at
+                        .saturating_add(crate::clock::millis_of(cfg.idle_timeout)),
+                ),
             )
         }
         EntryStatus::Active => (0, None, e.active_until),

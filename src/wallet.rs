@@ -55,13 +55,12 @@ pub struct PointTransaction {
 }
 
 pub(crate) fn balance_of(c: &dyn Tx, user: UserId) -> Result<Points> {
-    Ok(c
-        .row(
-            "SELECT balance FROM wallets WHERE user_id = ?1",
-            params![user],
-            |r| r.get(0),
-        )?
-        .unwrap_or(Points::ZERO))
+    Ok(c.row(
+        "SELECT balance FROM wallets WHERE user_id = ?1",
+        params![user],
+        |r| r.get(0),
+    )?
+    .unwrap_or(Points::ZERO))
 }
 
 /// Changes a balance by `delta` and writes its ledger row; the one place a balance changes.

@@ -75,11 +75,11 @@ fn sold_seats_stay_sold(#[case] backend: Backend) {
 }
 
 #[apply(backends)]
-fn unknown_seats_and_showtimes_are_not_found_and_started_ones_are_closed(
-    #[case] backend: Backend,
-) {
+fn unknown_seats_and_showtimes_are_not_found_and_started_ones_are_closed(#[case] backend: Backend) {
     // Sessions outlast the wait until the show starts.
-    let f = fixture_with(backend, |c| c.with_active_ttl(Duration::from_secs(7 * 86_400)));
+    let f = fixture_with(backend, |c| {
+        c.with_active_ttl(Duration::from_secs(7 * 86_400))
+    });
     let a = f.active_user();
     let nowhere = ShowtimeId::new(999).unwrap();
     assert_eq!(code(f.b.hold(&a, nowhere, f.seats[0])), "not_found");

@@ -277,4 +277,3 @@ impl Row for SqliteRow<'_, '_> {
         }
     }
 }
-

@@ -45,7 +45,10 @@ fn admitted(shared: &Shared, route: Route, req: &Incoming, who: &Active) -> Resu
         Route::Plain(Endpoint::Concerts) => ok(b.concerts(who)?),
         Route::Plain(Endpoint::Hold) => {
             let body: HoldBody = body_of(req, who)?;
-            Ok(Reply::json(201, &b.hold(who, body.showtime_id, body.seat_id)?))
+            Ok(Reply::json(
+                201,
+                &b.hold(who, body.showtime_id, body.seat_id)?,
+            ))
         }
         other => unreachable!("{} is not an active route", other.endpoint().label()),
     }

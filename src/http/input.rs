@@ -58,8 +58,9 @@ impl Incoming<'_> {
 
     /// The body as `T` (a JSON object); see the module docs for which error is which.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, Failure> {
-        let value: serde_json::Value = serde_json::from_slice(&self.body)
-            .map_err(|e| Failure::InvalidJson(format!("the request body is not valid JSON: {e}")))?;
+        let value: serde_json::Value = serde_json::from_slice(&self.body).map_err(|e| {
+            Failure::InvalidJson(format!("the request body is not valid JSON: {e}"))
+        })?;
         if !value.is_object() {
             // serde would read a struct from an array too; a body is an object.
             return Err(
@@ -195,7 +196,10 @@ mod tests {
             "invalid_request"
         );
         assert_eq!(
-            hold(r#"{"showtime_id":1,"seat_id":4}"#).unwrap().seat_id.get(),
+            hold(r#"{"showtime_id":1,"seat_id":4}"#)
+                .unwrap()
+                .seat_id
+                .get(),
             4
         );
         assert!(with_body("")

@@ -149,11 +149,10 @@ fn try_main(cli: &Cli) -> anyhow::Result<()> {
                 format!("added concert {id}: {title}")
             })
         }
-        Command::Concert(ConcertCmd::List) => {
-            out.print(&open(cli, false)?.operator().concerts()?, |l| {
+        Command::Concert(ConcertCmd::List) => out
+            .print(&open(cli, false)?.operator().concerts()?, |l| {
                 format::concerts(l)
-            })
-        }
+            }),
         Command::Showtime(ShowtimeCmd::Add {
             concert,
             starts_at,
@@ -204,15 +203,14 @@ fn try_main(cli: &Cli) -> anyhow::Result<()> {
                     .charge(*user, *amount, idempotency_key.as_ref())?;
             out.print(&balance, |b| format::charged(*amount, b))
         }
-        Command::Points(PointsCmd::Show { user }) => {
-            out.print(&open(cli, false)?.operator().balance(*user)?, format::balance)
-        }
-        Command::Queue(QueueCmd::Status) => {
-            out.print(
-                &open(cli, false)?.operator().queue_counts()?,
-                format::queue_counts,
-            )
-        }
+        Command::Points(PointsCmd::Show { user }) => out.print(
+            &open(cli, false)?.operator().balance(*user)?,
+            format::balance,
+        ),
+        Command::Queue(QueueCmd::Status) => out.print(
+            &open(cli, false)?.operator().queue_counts()?,
+            format::queue_counts,
+        ),
         Command::Sweep => {
             let b = open(cli, true)?;
             out.print(

@@ -31,6 +31,7 @@
 //!   policy.
 //! - [`http`] (feature `server`): the only module that knows HTTP and JSON.
 //! - [`client`] (feature `client`): a small blocking client of the HTTP API.
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod auth;

@@ -28,7 +28,7 @@ pub struct Violation {
     pub detail: String,
 }
 
-/// The result of [`Booking::verify`].
+/// The result of [`crate::Operator::verify`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VerifyReport {
     /// True when no invariant is broken.

@@ -324,7 +324,10 @@ fn idle_and_slow_clients_do_not_starve_others() {
 }
 
 #[test]
-fn the_accept_loop_is_restarted_after_running_out_of_file_descriptors() {
+fn accepting_goes_on_after_running_out_of_file_descriptors() {
+    // tiny_http's accept loop used to end at the first EMFILE, or panic cloning an accepted
+    // socket; the patched loop pauses and goes on (vendor/tiny_http/PATCHES.md, "The accept
+    // loop survives accept errors").
     let (_dir, db) = temp_db();
     let server = Proc::spawn_via(
         Some("ulimit -n 64"),
@@ -340,7 +343,8 @@ fn the_accept_loop_is_restarted_after_running_out_of_file_descriptors() {
     before
         .request("GET", "/token", &[("Authorization", &auth)], b"")
         .expect(200, "");
-    // Exhaust the server's descriptors: accept() fails with EMFILE and tiny_http's accept loop ends.
+    // Exhaust the server's descriptors: accept() fails with EMFILE, or duplicating an accepted
+    // socket does.
     let mut flood = Vec::new();
     for _ in 0..80 {
         if let Ok(s) = TcpStream::connect(addr) {
@@ -348,6 +352,13 @@ fn the_accept_loop_is_restarted_after_running_out_of_file_descriptors() {
         }
     }
     std::thread::sleep(Duration::from_millis(300));
+    let open = std::fs::read_dir(format!("/proc/{}/fd", server.child.id()))
+        .unwrap()
+        .count();
+    assert!(
+        open >= 60,
+        "only {open} descriptors open: the limit was not reached"
+    );
     drop(flood);
     // New connections are served again once descriptors are free...
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -358,18 +369,10 @@ fn the_accept_loop_is_restarted_after_running_out_of_file_descriptors() {
             other => panic!("the server stopped accepting: {other:?}"),
         }
     }
-    // ... and so is the connection accepted before the restart.
+    // ... and so is the connection accepted before.
     before
         .request("GET", "/token", &[("Authorization", &auth)], b"")
         .expect(200, "");
-    let metrics = server.client().get("/metrics").text();
-    let restarts: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("booking_http_accept_restarts_total "))
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(restarts >= 1, "{metrics}");
 }
 
 #[test]

@@ -259,6 +259,7 @@ pub fn showtime(b: &Booking, seats: u32) -> (ConcertId, ShowtimeId, Vec<SeatId>)
         .add_showtime(
             concert,
             &NewShowtime {
+                sale_opens_at: None,
                 starts_at,
                 seats,
                 price: Pricing::Flat(PRICE),

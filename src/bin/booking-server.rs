@@ -1,4 +1,5 @@
 //! `booking-server`: parse the flags, open the database, bind, serve (`docs/API.md` §5).
+#![forbid(unsafe_code)]
 
 use anyhow::{bail, Context};
 use booking::{http, parse_duration, Booking, Config, Durability, GroupCommit};

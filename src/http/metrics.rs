@@ -25,10 +25,6 @@ pub struct Metrics {
     latency_count: Vec<AtomicU64>,
     /// Handler panics turned into `500 internal`.
     pub panics: AtomicU64,
-    /// Times the accept loop ended and was restarted.
-    pub accept_restarts: AtomicU64,
-    /// Requests dropped unanswered (a declared body too large to even drain).
-    pub abandoned: AtomicU64,
 }
 
 fn zeros(n: usize) -> Vec<AtomicU64> {
@@ -50,8 +46,6 @@ impl Default for Metrics {
             latency_sum_us: zeros(ROUTES),
             latency_count: zeros(ROUTES),
             panics: AtomicU64::new(0),
-            accept_restarts: AtomicU64::new(0),
-            abandoned: AtomicU64::new(0),
         }
     }
 }
@@ -134,23 +128,11 @@ impl Metrics {
             let _ = writeln!(out, "{name}_sum{{route=\"{}\"}} {sum}", e.label());
             let _ = writeln!(out, "{name}_count{{route=\"{}\"}} {count}", e.label());
         }
-        let own = [
-            (
-                "booking_http_panics_total",
-                "Handler panics answered with 500 internal.",
-                &self.panics,
-            ),
-            (
-                "booking_http_accept_restarts_total",
-                "Times the accept loop ended and was restarted.",
-                &self.accept_restarts,
-            ),
-            (
-                "booking_http_abandoned_total",
-                "Requests dropped unanswered (declared body too large to drain).",
-                &self.abandoned,
-            ),
-        ];
+        let own = [(
+            "booking_http_panics_total",
+            "Handler panics answered with 500 internal.",
+            &self.panics,
+        )];
         for (name, help, value) in own {
             single(&mut out, name, COUNTER, help, value.load(Relaxed));
         }

@@ -12,22 +12,27 @@
 //! # Ok(()) }
 //! ```
 //!
-//! # Threads (hardening tiny_http 0.12)
+//! # Threads and limits
 //!
-//! tiny_http accepts connections on its own thread and reads each connection on a thread of its
-//! own; it queues complete requests. On top of that:
+//! tiny_http (vendored with patches, see `vendor/tiny_http/PATCHES.md`) accepts connections on
+//! its own thread and reads each open connection on a thread of its own, at most
+//! `max_connections` at once (further connections wait in the kernel's accept queue until one
+//! closes); it queues complete requests. It keeps accepting through accept errors
+//! (`ECONNABORTED`, `EMFILE`...), gives a client `head_timeout` to send a request's head
+//! (`408`, then the connection is closed) and a keep-alive connection `idle_timeout` to start
+//! its next request, so a silent or byte-at-a-time client holds a connection thread only that
+//! long; it refuses an ambiguous body length (`400`: two `Content-Length`s that disagree,
+//! `Content-Length` with `Transfer-Encoding`...), and throws away up to 1 MiB of a body that no
+//! one read, closing the connection after the answer when more is left. On top of that:
 //! - a fixed pool of `threads` workers takes requests from the queue and answers them, so the
 //!   work in flight — database connections, memory — is bounded whatever the load;
 //! - tiny_http reads bodies of up to 1 KiB before queueing; a request whose body still has to be
 //!   read from the socket (larger, chunked, `Expect: 100-continue`) goes to a small separate
-//!   body pool, so a client that sends its body slowly can pin a body thread but never a worker;
+//!   body pool, so a client that sends its body slowly can pin a body thread (each read waits
+//!   at most 30 s for data) but never a worker;
 //! - bodies are read through a 64 KiB limit (`413 payload_too_large`);
 //! - accepted sockets inherit a send timeout and `TCP_NODELAY` from the listener, so a client
 //!   that never reads its answer frees its worker after the timeout;
-//! - tiny_http's accept loop ends on an accept error (`ECONNABORTED`, `EMFILE`), or dies by
-//!   panicking when it cannot clone an accepted socket: it is restarted on a clone of the
-//!   listener (on the error, or when the kernel's accept queue stops moving), while the old
-//!   loop's open connections are still served;
 //! - a panic in a handler becomes `500 internal` and the worker goes on.
 
 mod assets;
@@ -58,6 +63,15 @@ pub struct Options {
     pub body_threads: usize,
     /// How long writing an answer may block on a client that does not read it.
     pub write_timeout: Duration,
+    /// Connections served at once; further ones wait in the kernel's accept queue until one
+    /// closes (each open connection has a tiny_http thread reading it).
+    pub max_connections: usize,
+    /// How long a client has to send a request's head (from the connection's accept for its
+    /// first request, from the request's first byte for the next ones); past it the connection
+    /// is closed (`408`).
+    pub head_timeout: Duration,
+    /// How long a keep-alive connection may wait for its next request before it is closed.
+    pub idle_timeout: Duration,
     /// How often to tidy lapsed holds and entries in the background (`None`: never). Nothing
     /// depends on it: every read and write decides expiry against the clock itself.
     pub sweep_every: Option<Duration>,
@@ -68,10 +82,14 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
+        let limits = tiny_http::Limits::default();
         Options {
             threads: 32,
             body_threads: 4,
             write_timeout: Duration::from_secs(10),
+            max_connections: limits.max_connections,
+            head_timeout: limits.head_timeout,
+            idle_timeout: limits.idle_timeout,
             sweep_every: Some(Duration::from_secs(30)),
             panic_route: false,
         }
@@ -92,7 +110,7 @@ pub(crate) struct Shared {
     metrics: metrics::Metrics,
     options: Options,
     shutdown: Arc<AtomicBool>,
-    front: front::Front,
+    server: tiny_http::Server,
     body_lane: worker::BodyLane,
 }
 
@@ -120,8 +138,9 @@ pub fn serve_with(
     options: Options,
 ) -> io::Result<()> {
     front::tune_listener(&listener, options.write_timeout)?;
+    let addr = listener.local_addr()?;
     let shared = Arc::new(Shared {
-        front: front::Front::new(listener)?,
+        server: front::open(listener, &options)?,
         booking,
         metrics: metrics::Metrics::default(),
         body_lane: worker::BodyLane::default(),
@@ -141,11 +160,10 @@ pub fn serve_with(
     for i in 0..shared.options.body_threads.max(1) {
         threads.push(spawn(format!("http-body-{i}"), worker::run_body_lane)?);
     }
-    threads.push(spawn("http-supervisor".into(), worker::run_supervisor)?);
     if shared.options.sweep_every.is_some() {
         threads.push(spawn("sweeper".into(), worker::run_sweeper)?);
     }
-    tracing::info!(target: "booking::http", addr = %shared.front.local_addr(), threads = shared.options.threads, "serving");
+    tracing::info!(target: "booking::http", %addr, threads = shared.options.threads, "serving");
     for t in threads {
         let _ = t.join();
     }

@@ -16,14 +16,8 @@ use tiny_http::{Header, Method, Request, Response, StatusCode};
 
 /// How long a thread waits for work before looking at the shutdown flag again.
 const POLL: Duration = Duration::from_millis(100);
-/// How long connections may wait in the accept queue before the accept loop counts as gone.
-const STUCK: Duration = Duration::from_secs(1);
 /// tiny_http reads bodies up to this size before queueing the request.
 const PREREAD: usize = 1024;
-/// A request that declares a body larger than this is dropped unanswered: tiny_http would
-/// allocate the declared size at once to discard an unread body, which for an absurd
-/// Content-Length aborts the process.
-const DRAIN_LIMIT: usize = 1 << 30;
 
 /// Requests whose bodies still have to be read from the socket.
 pub struct BodyLane {
@@ -38,67 +32,20 @@ impl Default for BodyLane {
     }
 }
 
-/// A worker: answers requests from the accepting server until shutdown, then what is queued.
+/// A worker: answers queued requests until shutdown, then what is still queued.
 pub fn run_worker(shared: &Shared) {
-    let (mut generation, mut server) = shared.front.current();
     while !shared.stopping() {
-        if shared.front.generation() != generation {
-            (generation, server) = shared.front.current();
-        }
-        match server.recv_timeout(POLL) {
+        match shared.server.recv_timeout(POLL) {
             Ok(Some(rq)) => dispatch(shared, rq),
             Ok(None) => {}
+            // tiny_http's accept loop no longer reports errors (vendor/tiny_http/PATCHES.md).
             Err(e) => {
-                tracing::warn!(target: "booking::http", error = %e, "accept loop ended");
-                shared.metrics.accept_restarts.fetch_add(1, Relaxed);
-                shared.front.restart(generation, || shared.stopping());
+                tracing::warn!(target: "booking::http", error = %e, "receiving a request failed")
             }
         }
     }
-    while let Ok(Some(rq)) = server.try_recv() {
+    while let Ok(Some(rq)) = shared.server.try_recv() {
         dispatch(shared, rq);
-    }
-}
-
-/// Restarts an accept loop that is gone without a word (its queue stays full), and serves the
-/// connections still open on retired servers.
-pub fn run_supervisor(shared: &Shared) {
-    let mut stuck_since: Option<Instant> = None;
-    let mut last_check = Instant::now();
-    let mut last_queue = 0;
-    while !shared.stopping() {
-        let mut served = false;
-        for server in shared.front.retired() {
-            while let Ok(Some(rq)) = server.try_recv() {
-                dispatch(shared, rq);
-                served = true;
-            }
-        }
-        if last_check.elapsed() >= POLL * 2 {
-            last_check = Instant::now();
-            // A live loop empties the queue at once; only a queue that stays non-empty and
-            // never shrinks for a while means nobody accepts.
-            let queue = shared.front.accept_queue().unwrap_or(0);
-            let moving = queue == 0 || queue < last_queue;
-            last_queue = queue;
-            if moving {
-                stuck_since = None;
-            } else if stuck_since.get_or_insert_with(Instant::now).elapsed() >= STUCK {
-                stuck_since = None;
-                tracing::warn!(target: "booking::http", "the accept queue is not moving; restarting the accept loop");
-                shared.metrics.accept_restarts.fetch_add(1, Relaxed);
-                shared
-                    .front
-                    .restart(shared.front.generation(), || shared.stopping());
-            }
-        }
-        if !served {
-            std::thread::sleep(if shared.front.generation() == 0 {
-                POLL / 2
-            } else {
-                POLL / 20
-            });
-        }
     }
 }
 
@@ -137,12 +84,6 @@ pub fn run_sweeper(shared: &Shared) {
 
 /// Answers `rq` here if its body is already in memory, else hands it to the body lane.
 fn dispatch(shared: &Shared, rq: Request) {
-    if rq.body_length().is_some_and(|n| n > DRAIN_LIMIT) {
-        shared.metrics.abandoned.fetch_add(1, Relaxed);
-        tracing::warn!(target: "booking::http", length = rq.body_length(), "request with an absurd Content-Length dropped unanswered");
-        std::mem::forget(rq);
-        return;
-    }
     if body_in_memory(&rq) {
         answer(shared, rq);
     } else {

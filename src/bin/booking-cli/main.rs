@@ -5,6 +5,7 @@
 //! JSON document on stdout (the result, or `{"error": {"code", "message"}}`). Exit status: 0
 //! success, 1 failure (a domain error or a failed verify), 2 usage (an unknown command or flag, a
 //! missing argument, a value of the wrong shape such as a bad UUID, id or time).
+#![forbid(unsafe_code)]
 
 mod args;
 mod format;

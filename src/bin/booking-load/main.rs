@@ -8,6 +8,7 @@
 //!   writes request data for `wrk` (see `scripts/bench-http.sh`).
 //! - `booking-load verify --db PATH`: runs `verify` and counts sold seats and payments (after a
 //!   `wrk` run). Exit 1 on any broken invariant.
+#![forbid(unsafe_code)]
 
 #[cfg(test)]
 mod fake;

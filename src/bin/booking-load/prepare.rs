@@ -142,6 +142,7 @@ fn concert(b: &Booking, title: &str, dates: u32, seats: u32) -> NewConcert {
         venue: "Loopback Arena".into(),
         showtimes: (0..dates)
             .map(|d| NewShowtime {
+                sale_opens_at: None,
                 starts_at: (b.now() + chrono::Duration::days(7 + i64::from(d))).fixed_offset(),
                 seats,
                 price: Pricing::Flat(PRICE),

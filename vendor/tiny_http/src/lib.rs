@@ -112,6 +112,7 @@ use util::MessagesQueue;
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
+pub use limits::Limits;
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
@@ -119,6 +120,7 @@ pub use test::TestRequest;
 mod client;
 mod common;
 mod connection;
+mod limits;
 mod request;
 mod response;
 mod ssl;
@@ -140,6 +142,9 @@ pub struct Server {
 
     // result of TcpListener::local_addr()
     listening_addr: ListenAddr,
+
+    // booking patch: the connections open, out of `Limits::max_connections`
+    connections: Arc<util::ConnectionSlots>,
 }
 
 enum Message {
@@ -243,7 +248,17 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::from_listener_with(listener, ssl_config, Limits::default())
+    }
+
+    /// [`Server::from_listener`] with the given [`Limits`] (booking patch).
+    pub fn from_listener_with<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        limits: Limits,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
+        let connections = util::ConnectionSlots::new(limits.max_connections);
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
 
@@ -259,10 +274,6 @@ impl Server {
         compile_error!(
             "Features 'ssl-openssl' and 'ssl-rustls' must not be enabled at the same time"
         );
-        #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-        type SslContext = ();
-        #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-        type SslContext = crate::ssl::SslContextImpl;
         let ssl: Option<SslContext> = {
             match ssl_config {
                 #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
@@ -285,74 +296,86 @@ impl Server {
 
         let inside_close_trigger = close_trigger.clone();
         let inside_messages = messages.clone();
-        thread::spawn(move || {
-            // a tasks pool is used to dispatch the connections into threads
-            let tasks_pool = util::TaskPool::new();
+        let inside_connections = connections.clone();
+        thread::Builder::new()
+            .name("tiny-http-accept".into())
+            .spawn(move || {
+                // a tasks pool is used to dispatch the connections into threads
+                let tasks_pool = util::TaskPool::new();
+                // booking patch: how long to wait before the next accept after a failure
+                let mut pause = Duration::ZERO;
 
-            log::debug!("Running accept thread");
-            while !inside_close_trigger.load(Relaxed) {
-                let new_client = match server.accept() {
-                    Ok((sock, _)) => {
-                        use util::RefinedTcpStream;
-                        let (read_closable, write_closable) = match ssl {
-                            None => RefinedTcpStream::new(sock),
-                            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-                            Some(ref ssl) => {
-                                // trying to apply SSL over the connection
-                                // if an error occurs, we just close the socket and resume listening
-                                let sock = match ssl.accept(sock) {
-                                    Ok(s) => s,
-                                    Err(_) => continue,
-                                };
+                log::debug!("Running accept thread");
+                let closing = || inside_close_trigger.load(Relaxed);
+                loop {
+                    // booking patch: with `max_connections` open, wait for one to close before
+                    // accepting another; the new ones wait in the kernel's accept queue.
+                    let slot = match inside_connections.acquire(closing) {
+                        Some(slot) => slot,
+                        None => break,
+                    };
 
-                                RefinedTcpStream::new(sock)
+                    // booking patch: an accept error used to end this loop for good (the server
+                    // then accepted nothing more). Now it only costs a pause: the failed
+                    // connection was lost (ECONNABORTED...) or the process is short of a
+                    // resource (EMFILE, ENFILE, ENOBUFS...), which a pause may give back; the
+                    // pending connections wait in the kernel's accept queue meanwhile.
+                    let sock = match server.accept() {
+                        Ok((sock, _)) => {
+                            pause = Duration::ZERO;
+                            sock
+                        }
+                        Err(_) if closing() => break,
+                        Err(e) if lost_connection(&e) => continue,
+                        Err(e) => {
+                            pause = (pause * 2).clamp(ACCEPT_PAUSE_MIN, ACCEPT_PAUSE_MAX);
+                            if pause == ACCEPT_PAUSE_MIN {
+                                log::error!("Error accepting new client: {}; retrying", e);
                             }
-                            #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-                            Some(ref _ssl) => unreachable!(),
-                        };
+                            thread::sleep(pause);
+                            continue;
+                        }
+                    };
 
-                        Ok(ClientConnection::new(write_closable, read_closable))
-                    }
-                    Err(e) => Err(e),
-                };
+                    // booking patch: a connection that cannot be set up (no descriptor left to
+                    // duplicate its socket, a peer already gone) is closed; the loop goes on.
+                    let client = match start_connection(sock, ssl.as_ref(), &limits) {
+                        Ok(client) => client,
+                        Err(e) => {
+                            log::warn!("Dropping a new connection: {}", e);
+                            continue;
+                        }
+                    };
 
-                match new_client {
-                    Ok(client) => {
-                        let messages = inside_messages.clone();
-                        let mut client = Some(client);
-                        tasks_pool.spawn(Box::new(move || {
-                            if let Some(client) = client.take() {
-                                // Synchronization is needed for HTTPS requests to avoid a deadlock
-                                if client.secure() {
-                                    let (sender, receiver) = mpsc::channel();
-                                    for rq in client {
-                                        messages.push(rq.with_notify_sender(sender.clone()).into());
-                                        receiver.recv().unwrap();
-                                    }
-                                } else {
-                                    for rq in client {
-                                        messages.push(rq.into());
-                                    }
+                    let messages = inside_messages.clone();
+                    let mut client = Some((client, slot));
+                    tasks_pool.spawn(Box::new(move || {
+                        // the slot is freed when the connection's thread is done with it
+                        if let Some((client, _slot)) = client.take() {
+                            // Synchronization is needed for HTTPS requests to avoid a deadlock
+                            if client.secure() {
+                                let (sender, receiver) = mpsc::channel();
+                                for rq in client {
+                                    messages.push(rq.with_notify_sender(sender.clone()).into());
+                                    receiver.recv().unwrap();
+                                }
+                            } else {
+                                for rq in client {
+                                    messages.push(rq.into());
                                 }
                             }
-                        }));
-                    }
-
-                    Err(e) => {
-                        log::error!("Error accepting new client: {}", e);
-                        inside_messages.push(e.into());
-                        break;
-                    }
+                        }
+                    }));
                 }
-            }
-            log::debug!("Terminating accept thread");
-        });
+                log::debug!("Terminating accept thread");
+            })?;
 
         // result
         Ok(Server {
             messages,
             close: close_trigger,
             listening_addr: local_addr,
+            connections,
         })
     }
 
@@ -371,9 +394,11 @@ impl Server {
     }
 
     /// Returns the number of clients currently connected to the server.
+    ///
+    /// booking patch: implemented (it panicked); counts the connections holding one of the
+    /// `Limits::max_connections` places, that is, having a thread of their own.
     pub fn num_connections(&self) -> usize {
-        unimplemented!()
-        //self.requests_receiver.lock().len()
+        self.connections.open()
     }
 
     /// Blocks until an HTTP request has been submitted and returns it.
@@ -411,6 +436,51 @@ impl Server {
     }
 }
 
+/// booking patch: the shortest and the longest pause after an accept error.
+const ACCEPT_PAUSE_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_PAUSE_MAX: Duration = Duration::from_millis(100);
+
+/// Whether an accept error concerns only the connection being accepted (which is gone), so the
+/// next accept may follow at once.
+fn lost_connection(e: &IoError) -> bool {
+    matches!(
+        e.kind(),
+        IoErrorKind::ConnectionAborted | IoErrorKind::ConnectionReset | IoErrorKind::Interrupted
+    )
+}
+
+#[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
+type SslContext = ();
+#[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+type SslContext = crate::ssl::SslContextImpl;
+
+/// Sets up an accepted connection: the TLS handshake if any, the split into a read half and a
+/// write half, the peer's address. Any failure closes the connection.
+fn start_connection(
+    sock: Connection,
+    ssl: Option<&SslContext>,
+    limits: &Limits,
+) -> Result<ClientConnection, Box<dyn Error + Send + Sync + 'static>> {
+    use util::RefinedTcpStream;
+    let (read_closable, write_closable) = match ssl {
+        None => RefinedTcpStream::new(sock)?,
+        // booking patch: the TLS handshake runs here, on the accept thread: a client that
+        // stalls it holds the thread at most `head_timeout` (it used to be for ever)
+        #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+        Some(ssl) => {
+            sock.set_read_timeout(Some(limits.head_timeout.max(Duration::from_millis(1))))?;
+            RefinedTcpStream::new(ssl.accept(sock)?)?
+        }
+        #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
+        Some(_) => unreachable!(),
+    };
+    Ok(ClientConnection::new(
+        write_closable,
+        read_closable,
+        limits,
+    )?)
+}
+
 impl Iterator for IncomingRequests<'_> {
     type Item = Request;
     fn next(&mut self) -> Option<Request> {
@@ -421,6 +491,8 @@ impl Iterator for IncomingRequests<'_> {
 impl Drop for Server {
     fn drop(&mut self) {
         self.close.store(true, Relaxed);
+        // booking patch: the accept thread may be waiting for a connection to close
+        self.connections.wake();
         // Connect briefly to ourselves to unblock the accept thread
         let maybe_stream = match &self.listening_addr {
             ListenAddr::IP(addr) => TcpStream::connect(addr).map(Connection::from),

@@ -6,8 +6,9 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
 
-use crate::util::{EqualReader, FusedReader};
+use crate::util::{EqualReader, FusedReader, ReadControl, Unread};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
 use chunked_transfer::Decoder;
 
@@ -100,9 +101,89 @@ impl<R> Drop for NotifyOnDrop<R> {
     }
 }
 
+/// booking patch: a chunked body that, dropped before its end, tells the connection it cannot
+/// be reused (where the next request would start is unknown; it used to be read from the rest
+/// of the body).
+struct ChunkedBody<R: Read> {
+    decoder: Decoder<R>,
+    ended: bool,
+    read_control: Option<Arc<ReadControl>>,
+}
+
+impl<R: Read> Read for ChunkedBody<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.decoder.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.ended = true;
+        }
+        Ok(n)
+    }
+}
+
+impl<R: Read> Drop for ChunkedBody<R> {
+    fn drop(&mut self) {
+        if let Some(control) = self.read_control.as_ref().filter(|_| !self.ended) {
+            control.left_unread(Unread::Unknown);
+        }
+    }
+}
+
+/// booking patch: how the body of a request with these headers is delimited (RFC 9112 §6):
+/// whether it is chunked, else its `Content-Length` if any. Refuses (`BadFraming`) what a peer
+/// could read differently — the 0.12.0 code took the first `Content-Length` and ignored the
+/// others, took an invalid one for none, and applied chunked decoding whatever the
+/// `Transfer-Encoding` said:
+/// - `Content-Length` values (several headers, or a comma-separated list) that are not all the
+///   same number (1*DIGIT, fitting a `usize`); identical repeats are accepted (RFC 9110 §8.6);
+/// - `Transfer-Encoding` together with `Content-Length` (RFC 9112 §6.1 allows processing by the
+///   transfer coding alone, but a request that carries both is a request-smuggling shape: it
+///   is refused);
+/// - `Transfer-Encoding` whose final coding is not `chunked` (RFC 9112 §6.3: the length cannot
+///   be determined), or in an HTTP/1.0 request (RFC 9112 §6.1: faulty framing).
+fn body_framing(
+    headers: &[Header],
+    version: &HTTPVersion,
+) -> Result<(bool, Option<usize>), RequestCreationError> {
+    let values = |name: &'static str| {
+        headers
+            .iter()
+            .filter(move |h| h.field.equiv(name))
+            .flat_map(|h| h.value.as_str().split(','))
+            .map(str::trim)
+    };
+
+    let mut content_length = None;
+    for value in values("Content-Length") {
+        let valid = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+        let n = usize::from_str(value)
+            .ok()
+            .filter(|_| valid)
+            .ok_or(RequestCreationError::BadFraming)?;
+        if content_length.replace(n).is_some_and(|m| m != n) {
+            return Err(RequestCreationError::BadFraming);
+        }
+    }
+
+    match values("Transfer-Encoding").next_back() {
+        None => Ok((false, content_length)),
+        Some(last)
+            if last.eq_ignore_ascii_case("chunked")
+                && content_length.is_none()
+                && *version >= HTTPVersion(1, 1) =>
+        {
+            Ok((true, None))
+        }
+        Some(_) => Err(RequestCreationError::BadFraming),
+    }
+}
+
 /// Error that can happen when building a `Request` object.
 #[derive(Debug)]
 pub enum RequestCreationError {
+    /// booking patch: the body's length is ambiguous (see `body_framing`): `400 Bad Request`,
+    /// and the connection is closed.
+    BadFraming,
+
     /// The client sent an `Expect` header that was not recognized by tiny-http.
     ExpectationFailed,
 
@@ -135,28 +216,14 @@ pub fn new_request<R, W>(
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
     writer: W,
+    read_control: Option<Arc<ReadControl>>,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
     W: Write + Send + 'static,
 {
-    // finding the transfer-encoding header
-    let transfer_encoding = headers
-        .iter()
-        .find(|h: &&Header| h.field.equiv("Transfer-Encoding"))
-        .map(|h| h.value.clone());
-
-    // finding the content-length header
-    let content_length = if transfer_encoding.is_some() {
-        // if transfer-encoding is specified, the Content-Length
-        // header must be ignored (RFC2616 #4.4)
-        None
-    } else {
-        headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Content-Length"))
-            .and_then(|h| FromStr::from_str(h.value.as_str()).ok())
-    };
+    // booking patch: the body's framing, or a refusal if it is ambiguous
+    let (transfer_encoding, content_length) = body_framing(&headers, &version)?;
 
     // true if the client sent a `Expect: 100-continue` header
     let expects_continue = {
@@ -212,13 +279,23 @@ where
 
             Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
         } else {
-            let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
+            let mut data_reader = EqualReader::new(source_data, content_length);
+            // booking patch: what the application leaves unread is discarded (or the
+            // connection closed) by the connection's thread, not read here on drop
+            if let Some(control) = read_control {
+                data_reader = data_reader.reporting_to(control, expects_continue);
+            }
             Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
         }
-    } else if transfer_encoding.is_some() {
+    } else if transfer_encoding {
         // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
         // over the message (RFC2616 #3.6)
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
+        let body = ChunkedBody {
+            decoder: Decoder::new(source_data),
+            ended: false,
+            read_control,
+        };
+        Box::new(FusedReader::new(body)) as Box<dyn Read + Send + 'static>
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
         // assuming that we have no data

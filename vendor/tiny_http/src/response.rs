@@ -559,6 +559,16 @@ impl Response<io::Empty> {
     pub fn new_empty(status_code: StatusCode) -> Response<io::Empty> {
         Response::empty(status_code)
     }
+
+    /// booking patch: an empty answer that says the connection closes after it (`add_header`
+    /// ignores `Connection`), for the requests tiny_http refuses itself.
+    pub(crate) fn closing(status_code: StatusCode) -> Response<io::Empty> {
+        let mut response = Response::empty(status_code);
+        response
+            .headers
+            .push(Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap());
+        response
+    }
 }
 
 impl Clone for Response<io::Empty> {

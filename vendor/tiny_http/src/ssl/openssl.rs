@@ -22,6 +22,19 @@ impl SplitOpenSslStream {
     pub(crate) fn shutdown(&mut self, how: Shutdown) -> std::io::Result<()> {
         self.0.lock().unwrap().inner.get_mut().shutdown(how)
     }
+
+    /// booking patch: how long a read of the underlying socket may wait.
+    pub(crate) fn set_read_timeout(
+        &mut self,
+        timeout: Option<std::time::Duration>,
+    ) -> std::io::Result<()> {
+        self.0
+            .lock()
+            .unwrap()
+            .inner
+            .get_ref()
+            .set_read_timeout(timeout)
+    }
 }
 
 impl Clone for SplitOpenSslStream {

@@ -29,6 +29,18 @@ impl RustlsStream {
             .sock
             .shutdown(how)
     }
+
+    /// booking patch: how long a read of the underlying socket may wait.
+    pub(crate) fn set_read_timeout(
+        &mut self,
+        timeout: Option<std::time::Duration>,
+    ) -> std::io::Result<()> {
+        self.0
+            .lock()
+            .expect("Failed to lock SSL stream mutex")
+            .sock
+            .set_read_timeout(timeout)
+    }
 }
 
 impl Clone for RustlsStream {

@@ -1,7 +1,9 @@
+pub(crate) use self::connection_slots::{ConnectionSlots, Slot};
 pub use self::custom_stream::CustomStream;
 pub use self::equal_reader::EqualReader;
 pub use self::fused_reader::FusedReader;
 pub use self::messages_queue::MessagesQueue;
+pub(crate) use self::read_control::{ReadControl, ReadTimeout, Unread};
 pub use self::refined_tcp_stream::RefinedTcpStream;
 pub use self::sequential::{SequentialReader, SequentialReaderBuilder};
 pub use self::sequential::{SequentialWriter, SequentialWriterBuilder};
@@ -9,10 +11,12 @@ pub use self::task_pool::TaskPool;
 
 use std::str::FromStr;
 
+mod connection_slots;
 mod custom_stream;
 mod equal_reader;
 mod fused_reader;
 mod messages_queue;
+mod read_control;
 pub(crate) mod refined_tcp_stream;
 mod sequential;
 mod task_pool;

@@ -110,6 +110,21 @@ impl<W: Write + Send> Iterator for SequentialWriterBuilder<W> {
     }
 }
 
+impl<R: Read + Send> SequentialReader<R> {
+    /// booking patch: waits until the readers before this one are done with the stream (for
+    /// the previous request's body to be read or dropped). Fails if one of them went away
+    /// without handing the stream on.
+    pub(crate) fn wait_turn(&mut self) -> IoResult<()> {
+        if let SequentialReaderInner::Waiting(ref mut recv) = self.inner {
+            let reader = recv.recv().map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the stream was lost")
+            })?;
+            self.inner = SequentialReaderInner::MyTurn(reader);
+        }
+        Ok(())
+    }
+}
+
 impl<R: Read + Send> Read for SequentialReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
         let mut reader = match self.inner {

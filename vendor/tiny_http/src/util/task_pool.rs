@@ -82,10 +82,13 @@ impl TaskPool {
         }
     }
 
+    /// Starts a thread (running `initial_fn` first, if any). booking patch: when the system
+    /// refuses a new thread, the task — a whole connection — is dropped (closing it) instead of
+    /// panicking the accept loop that called `spawn`.
     fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) {
         let sharing = self.sharing.clone();
 
-        thread::spawn(move || {
+        let spawned = thread::Builder::new().spawn(move || {
             let sharing = sharing;
             let _active_guard = Registration::new(&sharing.active_tasks);
 
@@ -129,6 +132,9 @@ impl TaskPool {
                 task();
             }
         });
+        if let Err(e) = spawned {
+            log::warn!("Cannot start a thread for a new connection: {}", e);
+        }
     }
 }
 

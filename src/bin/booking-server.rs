@@ -47,6 +47,17 @@ struct Args {
     /// Users may cancel a paid ticket until this long before the show (300, 5m, 24h, ...).
     #[arg(long, value_parser = parse_duration)]
     cancel_cutoff: Option<Duration>,
+    /// The most entries in line (waiting and prequeue); past it `POST /token` is 503 queue_full.
+    #[arg(long, value_name = "N")]
+    max_waiting: Option<u64>,
+    /// New queue entries per minute per client address (0: no limit; carrier NAT puts many
+    /// real users behind one address, so choose with care). Past it: 429 rate_limited.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    enter_rate_per_ip: u32,
+    /// Take the client's address from the last X-Forwarded-For entry (only behind a proxy you
+    /// trust to set it).
+    #[arg(long)]
+    trust_forwarded_for: bool,
     /// Worker threads answering requests.
     #[arg(long, default_value_t = http::Options::default().threads)]
     threads: usize,
@@ -118,7 +129,11 @@ fn try_main() -> anyhow::Result<()> {
     out.flush()?;
     drop(out);
 
-    let options = http::Options::default().with_threads(args.threads);
+    let options = http::Options {
+        enter_rate_per_ip: args.enter_rate_per_ip,
+        trust_forwarded_for: args.trust_forwarded_for,
+        ..http::Options::default().with_threads(args.threads)
+    };
     http::serve_with(listener, Arc::new(booking), shutdown, options)?;
     Ok(())
 }
@@ -135,6 +150,7 @@ fn config(args: &Args) -> anyhow::Result<Config> {
         max_hold_extensions: args.max_hold_extensions.unwrap_or(d.max_hold_extensions),
         cancel_fee_percent: args.cancel_fee_percent.unwrap_or(d.cancel_fee_percent),
         cancel_cutoff: args.cancel_cutoff.unwrap_or(d.cancel_cutoff),
+        max_waiting: args.max_waiting.unwrap_or(d.max_waiting),
         group_commit: (!args.no_group_commit).then(GroupCommit::default),
         durability: args.durability,
         // One read connection per worker: a reading request never waits for a connection.

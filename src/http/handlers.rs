@@ -111,6 +111,12 @@ fn public(shared: &Shared, route: Route, req: &Incoming) -> Result<Reply, Failur
             shared.metrics.render(&shared.booking).into_bytes(),
         )),
         Route::Plain(Endpoint::EnterQueue) => {
+            if let Some(addr) = req.client {
+                shared
+                    .enter_limit
+                    .check(addr)
+                    .map_err(Failure::RateLimited)?;
+            }
             let body: TokenBody = req.json_or_empty()?;
             let entered = shared.booking.enter_queue(body.user_id)?;
             Ok(Reply::json(

@@ -17,6 +17,8 @@ pub struct Incoming<'a> {
     pub authorization: Option<&'a str>,
     /// The `Idempotency-Key` header.
     pub idempotency_key: Option<&'a str>,
+    /// The client's address (the peer's, or the trusted `X-Forwarded-For` entry).
+    pub client: Option<std::net::IpAddr>,
     /// The body (at most the size limit).
     pub body: Vec<u8>,
 }

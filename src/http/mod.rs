@@ -39,6 +39,7 @@ mod assets;
 mod front;
 mod handlers;
 mod input;
+mod limits;
 mod metrics;
 mod reply;
 mod router;
@@ -73,8 +74,16 @@ pub struct Options {
     /// How long a keep-alive connection may wait for its next request before it is closed.
     pub idle_timeout: Duration,
     /// How often to tidy lapsed holds and entries in the background (`None`: never). Nothing
-    /// depends on it: every read and write decides expiry against the clock itself.
+    /// depends on it: every read and write decides expiry against the clock itself. The same
+    /// thread places a prequeue in line as soon as its opening is due, and tidies the per-address
+    /// limiter.
     pub sweep_every: Option<Duration>,
+    /// New queue entries (`POST /token`) per minute per client address; 0: no limit. Past it:
+    /// `429 rate_limited` with `Retry-After`.
+    pub enter_rate_per_ip: u32,
+    /// Take the client's address from the last `X-Forwarded-For` entry (the one the trusted
+    /// proxy in front added) instead of the socket's peer.
+    pub trust_forwarded_for: bool,
     /// Serves `GET /__panic`, whose handler panics (for tests of the panic guard).
     #[doc(hidden)]
     pub panic_route: bool,
@@ -91,6 +100,8 @@ impl Default for Options {
             head_timeout: limits.head_timeout,
             idle_timeout: limits.idle_timeout,
             sweep_every: Some(Duration::from_secs(30)),
+            enter_rate_per_ip: 0,
+            trust_forwarded_for: false,
             panic_route: false,
         }
     }
@@ -112,6 +123,7 @@ pub(crate) struct Shared {
     shutdown: Arc<AtomicBool>,
     server: tiny_http::Server,
     body_lane: worker::BodyLane,
+    enter_limit: limits::EnterLimit,
 }
 
 impl Shared {
@@ -144,6 +156,7 @@ pub fn serve_with(
         booking,
         metrics: metrics::Metrics::default(),
         body_lane: worker::BodyLane::default(),
+        enter_limit: limits::EnterLimit::new(options.enter_rate_per_ip),
         shutdown,
         options,
     });

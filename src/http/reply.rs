@@ -26,6 +26,8 @@ pub enum Failure {
     MethodNotAllowed(&'static str),
     /// `payload_too_large`: a body over the limit.
     PayloadTooLarge(usize),
+    /// `rate_limited`: this address entered too often; it may again after the duration.
+    RateLimited(std::time::Duration),
 }
 
 impl From<Error> for Failure {
@@ -44,6 +46,7 @@ impl Failure {
             Failure::NoRoute => "not_found",
             Failure::MethodNotAllowed(_) => "method_not_allowed",
             Failure::PayloadTooLarge(_) => "payload_too_large",
+            Failure::RateLimited(_) => "rate_limited",
         }
     }
 
@@ -56,6 +59,7 @@ impl Failure {
             Failure::NoRoute => 404,
             Failure::MethodNotAllowed(_) => 405,
             Failure::PayloadTooLarge(_) => 413,
+            Failure::RateLimited(_) => 429,
             Failure::Domain(e) => match e {
                 Error::InvalidRequest(_) | Error::InvalidAmount(_) => 400,
                 Error::Unauthorized(_) => 401,
@@ -90,6 +94,10 @@ impl Failure {
             Failure::NoRoute => "route not found".into(),
             Failure::MethodNotAllowed(_) => "method not allowed".into(),
             Failure::PayloadTooLarge(n) => format!("request body is larger than {n} bytes"),
+            Failure::RateLimited(wait) => format!(
+                "too many new entries from this address; try again in {} s",
+                retry_after(*wait)
+            ),
         }
     }
 }
@@ -105,6 +113,8 @@ pub struct Reply {
     pub body: Cow<'static, [u8]>,
     /// `Allow` (on 405).
     pub allow: Option<&'static str>,
+    /// `Retry-After`, in seconds (on 429).
+    pub retry_after: Option<u64>,
     /// The error code, when this is an error reply (for logs).
     pub error: Option<&'static str>,
 }
@@ -129,6 +139,7 @@ impl Reply {
             content_type,
             body: body.into(),
             allow: None,
+            retry_after: None,
             error: None,
         }
     }
@@ -163,9 +174,18 @@ impl Reply {
                 Failure::MethodNotAllowed(allow) => Some(allow),
                 _ => None,
             },
+            retry_after: match f {
+                Failure::RateLimited(wait) => Some(retry_after(*wait)),
+                _ => None,
+            },
             ..Reply::bytes(f.status(), JSON, body)
         }
     }
+}
+
+/// Whole seconds to wait, rounded up (at least 1).
+fn retry_after(wait: std::time::Duration) -> u64 {
+    (wait.as_secs_f64().ceil() as u64).max(1)
 }
 
 impl From<Failure> for Reply {

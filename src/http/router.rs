@@ -468,6 +468,7 @@ mod openapi_check {
             Failure::NoRoute => Failure::NoRoute,
             Failure::MethodNotAllowed(_) => Failure::MethodNotAllowed("GET"),
             Failure::PayloadTooLarge(_) => Failure::PayloadTooLarge(1),
+            Failure::RateLimited(_) => Failure::RateLimited(std::time::Duration::from_secs(1)),
         );
         failures
             .into_iter()

@@ -67,12 +67,24 @@ pub fn finish(shared: &Shared) {
     }
 }
 
-/// Tidies lapsed rows now and then (nothing depends on it).
+/// The background thread: places a due prequeue in line (a chunk per transaction, as fast as
+/// it goes, so a million entries take seconds), tidies lapsed rows now and then, and forgets
+/// addresses the per-address limiter no longer needs. Nothing depends on it having run.
 pub fn run_sweeper(shared: &Shared) {
     let every = shared.options.sweep_every.unwrap_or(Duration::MAX);
     let mut last = Instant::now();
+    let mut tidied = Instant::now();
     while !shared.stopping() {
+        match shared.booking.operator().place_prequeue() {
+            Ok(n) if n > 0 => continue, // more to place: no pause
+            Ok(_) => {}
+            Err(e) => tracing::warn!(target: "booking::http", error = %e, "placing the prequeue failed"),
+        }
         std::thread::sleep(POLL);
+        if tidied.elapsed() >= TIDY_EVERY {
+            tidied = Instant::now();
+            shared.enter_limit.tidy();
+        }
         if last.elapsed() >= every {
             last = Instant::now();
             if let Err(e) = shared.booking.operator().sweep() {
@@ -81,6 +93,9 @@ pub fn run_sweeper(shared: &Shared) {
         }
     }
 }
+
+/// How often the per-address limiter forgets addresses whose bucket is full again.
+const TIDY_EVERY: Duration = Duration::from_secs(5);
 
 /// Answers `rq` here if its body is already in memory, else hands it to the body lane.
 fn dispatch(shared: &Shared, rq: Request) {
@@ -167,10 +182,18 @@ fn reply_to(shared: &Shared, rq: &mut Request, endpoint: &mut Endpoint) -> Reply
             .find(|h| h.field.equiv(name))
             .map(|h| h.value.as_str())
     };
+    let forwarded = shared
+        .options
+        .trust_forwarded_for
+        .then(|| header("X-Forwarded-For"))
+        .flatten()
+        .and_then(|h| h.rsplit(',').next())
+        .and_then(|last| last.trim().parse().ok());
     let req = Incoming {
         query: rq.url().split_once('?').map_or("", |(_, q)| q),
         authorization: header("Authorization"),
         idempotency_key: header("Idempotency-Key"),
+        client: forwarded.or_else(|| rq.remote_addr().map(|a| a.ip())),
         body,
     };
     handlers::handle(shared, route, &req).unwrap_or_else(Reply::from)
@@ -197,6 +220,9 @@ fn header(name: &'static str, value: &str) -> Header {
 fn send(rq: Request, reply: Reply) {
     let len = reply.body.len();
     let mut headers = vec![header("Content-Type", reply.content_type)];
+    if let Some(secs) = reply.retry_after {
+        headers.push(header("Retry-After", &secs.to_string()));
+    }
     if let Some(allow) = reply.allow {
         headers.push(header("Allow", allow));
     }

@@ -35,7 +35,12 @@ impl TestServer {
 
     /// The given policy, on a manual clock standing now; group commit on unless the policy
     /// says how (as in `booking-server`).
-    pub fn start_with(mut cfg: Config) -> TestServer {
+    pub fn start_with(cfg: Config) -> TestServer {
+        TestServer::start_with_options(cfg, |o| o)
+    }
+
+    /// [`TestServer::start_with`], with the HTTP options changed by `tweak`.
+    pub fn start_with_options(mut cfg: Config, tweak: impl FnOnce(Options) -> Options) -> TestServer {
         if cfg.group_commit.is_none() {
             cfg.group_commit = Some(GroupCommit::default());
         }
@@ -49,13 +54,13 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().unwrap();
         let shutdown = Arc::new(AtomicBool::new(false));
-        let options = Options {
+        let options = tweak(Options {
             threads: 8,
             body_threads: 2,
             sweep_every: None,
             panic_route: true,
             ..Options::default()
-        };
+        });
         let thread = {
             let (b, s) = (booking.clone(), shutdown.clone());
             std::thread::spawn(move || http::serve_with(listener, b, s, options).expect("serve"))

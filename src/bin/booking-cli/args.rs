@@ -217,9 +217,79 @@ pub enum TicketCmd {
 
 #[derive(Subcommand)]
 pub enum QueueCmd {
-    /// How many entries are waiting, active and expired
+    /// How many entries are waiting, active, expired and in the prequeue
     #[command(after_help = "Example:\n  booking-cli queue status")]
     Status,
+    /// The waiting room's settings in force, and where each comes from
+    #[command(after_help = "Example:\n  booking-cli --json queue show")]
+    Show,
+    /// Change admission for every server on the database (applied at their next queue call)
+    #[command(
+        after_help = "Examples:\n  booking-cli queue set --max-active 5000\n  booking-cli queue set --admit-per-minute 600\n  booking-cli queue set --max-active flags   # back to each server's own flag",
+        group(ArgGroup::new("setting").required(true).multiple(true).args(["max_active", "admit_per_minute"]))
+    )]
+    Set {
+        /// Users admitted at once, or `flags` for each server's own --max-active
+        #[arg(long, value_name = "N|flags", value_parser = parse_setting)]
+        max_active: Option<Setting>,
+        /// Newly admitted users per minute (0: no limit), or `flags`
+        #[arg(long, value_name = "N|flags", value_parser = parse_setting)]
+        admit_per_minute: Option<Setting>,
+    },
+    /// Admit no one until `queue resume` (waiting users keep their places)
+    #[command(after_help = "Example:\n  booking-cli queue pause")]
+    Pause,
+    /// Admit again after `queue pause`
+    #[command(after_help = "Example:\n  booking-cli queue resume")]
+    Resume,
+    /// Schedule the opening: until then arrivals get a prequeue entry, and at the opening they
+    /// are placed in line in a random order, ahead of everyone who enters later
+    #[command(
+        after_help = "Examples:\n  booking-cli queue open-at 2031-05-01T10:00:00+09:00\n  booking-cli queue open-at now\n  booking-cli queue open-at none   # no scheduled opening"
+    )]
+    OpenAt {
+        /// RFC 3339 time, `now`, or `none`
+        #[arg(value_name = "TIME|now|none", value_parser = parse_opening)]
+        when: Opening,
+    },
+}
+
+/// A live setting: a value, or back to each server's flags.
+#[derive(Clone, Copy, Debug)]
+pub enum Setting {
+    /// This value, for every server.
+    Value(u32),
+    /// Each server's own flag.
+    Flags,
+}
+
+fn parse_setting(s: &str) -> Result<Setting, String> {
+    match s.trim() {
+        "flags" => Ok(Setting::Flags),
+        n => n
+            .parse()
+            .map(Setting::Value)
+            .map_err(|e| format!("{e}; expected a whole number or `flags`")),
+    }
+}
+
+/// When the waiting room opens.
+#[derive(Clone, Copy, Debug)]
+pub enum Opening {
+    /// At this time.
+    At(DateTime<FixedOffset>),
+    /// Now.
+    Now,
+    /// No scheduled opening.
+    None,
+}
+
+fn parse_opening(s: &str) -> Result<Opening, String> {
+    match s.trim() {
+        "now" => Ok(Opening::Now),
+        "none" => Ok(Opening::None),
+        t => parse_time(t).map(Opening::At),
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]

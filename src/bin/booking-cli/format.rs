@@ -274,11 +274,45 @@ pub fn queue_counts(c: &booking::QueueCounts) -> String {
         Col("WAITING", true),
         Col("ACTIVE", true),
         Col("EXPIRED", true),
+        Col("PREQUEUE", true),
     ];
     table(
         &cols,
-        &[vec![points(c.waiting), points(c.active), points(c.expired)]],
+        &[vec![
+            points(c.waiting),
+            points(c.active),
+            points(c.expired),
+            points(c.prequeue),
+        ]],
     )
+}
+
+/// `queue show` and the `queue` commands that change it.
+pub fn queue_settings(s: &booking::QueueSettings) -> String {
+    let from = |src: booking::Source| match src {
+        booking::Source::Flags => "each server's flag (this is the default)",
+        booking::Source::Database => "set in the database",
+    };
+    let per_minute = match s.admit_per_minute {
+        0 => "no limit".to_string(),
+        n => points(i64::from(n)),
+    };
+    let opens = match s.opens_at {
+        Some(t) => format!("opens at {}", t.format("%Y-%m-%d %H:%M:%S UTC")),
+        None => "open".into(),
+    };
+    let mut out = format!(
+        "max active:       {} ({})\nadmit per minute: {per_minute} ({})\nadmission:        {}\nwaiting room:     {opens}",
+        points(i64::from(s.max_active)),
+        from(s.source.max_active),
+        from(s.source.admit_per_minute),
+        if s.paused { "PAUSED" } else { "running" },
+    );
+    if s.prequeue > 0 {
+        out.push_str(&format!("\nprequeue:         {} to place", points(s.prequeue)));
+    }
+    out.push_str(&format!("\nadmitted so far:  {}", points(s.admitted_total)));
+    out
 }
 
 /// `sweep`.

@@ -227,6 +227,43 @@ fn try_main(cli: &Cli) -> anyhow::Result<()> {
             &open(cli, false)?.operator().queue_counts()?,
             format::queue_counts,
         ),
+        Command::Queue(QueueCmd::Show) => out.print(
+            &open(cli, false)?.operator().queue_settings()?,
+            format::queue_settings,
+        ),
+        Command::Queue(cmd) => {
+            let b = open(cli, false)?;
+            let setting = |s: &Option<args::Setting>| {
+                s.map(|s| match s {
+                    args::Setting::Value(n) => Some(n),
+                    args::Setting::Flags => None,
+                })
+            };
+            let change = match cmd {
+                QueueCmd::Set {
+                    max_active,
+                    admit_per_minute,
+                } => booking::QueueChange {
+                    max_active: setting(max_active),
+                    admit_per_minute: setting(admit_per_minute),
+                    ..Default::default()
+                },
+                QueueCmd::Pause | QueueCmd::Resume => booking::QueueChange {
+                    paused: Some(matches!(cmd, QueueCmd::Pause)),
+                    ..Default::default()
+                },
+                QueueCmd::OpenAt { when } => booking::QueueChange {
+                    opens_at: Some(match when {
+                        args::Opening::At(t) => Some(t.with_timezone(&chrono::Utc)),
+                        args::Opening::Now => Some(b.now()),
+                        args::Opening::None => None,
+                    }),
+                    ..Default::default()
+                },
+                QueueCmd::Status | QueueCmd::Show => unreachable!("handled above"),
+            };
+            out.print(&b.operator().change_queue(change)?, format::queue_settings)
+        }
         Command::Sweep => {
             let b = open(cli, true)?;
             out.print(

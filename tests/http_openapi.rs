@@ -92,6 +92,7 @@ fn check(doc: &Value, schema: &Value, v: &Value, at: &str) {
                 _ => {}
             }
         }
+        Some("boolean") => assert!(v.is_boolean(), "{at}: not a boolean: {v}"),
         Some(other) => panic!("{at}: type {other} not handled"),
         None => {}
     }

@@ -614,19 +614,19 @@ fn queue_status_counts_entries() {
     let db = db();
     assert_eq!(
         db.json(&["queue", "status"]),
-        json!({ "waiting": 0, "active": 0, "expired": 0 })
+        json!({ "waiting": 0, "active": 0, "expired": 0, "prequeue": 0 })
     );
     let b = Booking::open(&db.path, Config::default().with_max_active(1)).unwrap();
     b.enter_queue(None).unwrap();
     b.enter_queue(None).unwrap();
     assert_eq!(
         db.json(&["queue", "status"]),
-        json!({ "waiting": 1, "active": 1, "expired": 0 })
+        json!({ "waiting": 1, "active": 1, "expired": 0, "prequeue": 0 })
     );
     let table = db.text(&["queue", "status"]);
     assert_eq!(
         table.trim_end(),
-        "WAITING  ACTIVE  EXPIRED\n      1       1        0"
+        "WAITING  ACTIVE  EXPIRED  PREQUEUE\n      1       1        0         0"
     );
 }
 
@@ -975,4 +975,52 @@ fn calling_a_showtime_off_refunds_everyone_and_the_report_shows_it() {
     db.fails(&["showtime", "cancel", "--showtime", "99"], 1, "not_found");
     db.fails(&["report", "--showtime", "99"], 1, "not_found");
     db.text(&["verify"]);
+}
+
+#[test]
+fn queue_controls_are_shown_set_and_cleared() {
+    let db = db();
+    let shown = db.json(&["queue", "show"]);
+    assert_eq!(
+        shown,
+        json!({ "max_active": 100, "admit_per_minute": 0, "paused": false, "opens_at": null,
+                "source": { "max_active": "flags", "admit_per_minute": "flags",
+                            "paused": "database", "opens_at": "database" },
+                "prequeue": 0, "admitted_total": 0 })
+    );
+    let v = db.json(&[
+        "queue",
+        "set",
+        "--max-active",
+        "7",
+        "--admit-per-minute",
+        "60",
+    ]);
+    assert_eq!(
+        (v["max_active"].clone(), v["admit_per_minute"].clone()),
+        (json!(7), json!(60))
+    );
+    assert_eq!(v["source"]["admit_per_minute"], "database");
+    assert!(db.text(&["queue", "pause"]).contains("PAUSED"));
+    assert_eq!(db.json(&["queue", "show"])["paused"], true);
+    db.json(&["queue", "resume"]);
+    let v = db.json(&["queue", "open-at", "2031-05-01T10:00:00+09:00"]);
+    assert_eq!(v["opens_at"], "2031-05-01T01:00:00Z");
+    assert_eq!(
+        db.json(&["queue", "open-at", "none"])["opens_at"],
+        Value::Null
+    );
+    let v = db.json(&["queue", "set", "--max-active", "flags"]);
+    assert_eq!(
+        (v["max_active"].clone(), v["source"]["max_active"].clone()),
+        (json!(100), json!("flags"))
+    );
+    db.fails(&["queue", "set"], 2, "usage");
+    db.fails(&["queue", "set", "--max-active", "-1"], 2, "usage");
+    db.fails(&["queue", "open-at", "tomorrow"], 2, "usage");
+    let status = db.json(&["queue", "status"]);
+    assert_eq!(
+        status,
+        json!({ "waiting": 0, "active": 0, "expired": 0, "prequeue": 0 })
+    );
 }

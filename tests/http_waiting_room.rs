@@ -28,7 +28,11 @@ fn the_31st_entry_from_one_address_within_a_minute_is_rate_limited() {
     }
     let r = enter_from(&srv, Some(a));
     r.expect(429, "rate_limited");
-    let wait: u64 = r.header("Retry-After").expect("Retry-After").parse().unwrap();
+    let wait: u64 = r
+        .header("Retry-After")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
     assert!((1..=60).contains(&wait), "{wait}");
     // Another address is unaffected; the proxy's own entry (the last one) is what counts.
     enter_from(&srv, Some("198.51.100.8")).expect(201, "");
@@ -86,7 +90,10 @@ fn before_the_opening_entering_gives_a_prequeue_entry() {
     let r = srv.client().post("/token", "");
     r.expect(201, "");
     let v = r.json();
-    assert_eq!((v["status"].clone(), v["position"].clone()), (json!("prequeue"), json!(0)));
+    assert_eq!(
+        (v["status"].clone(), v["position"].clone()),
+        (json!("prequeue"), json!(0))
+    );
     let at: chrono::DateTime<chrono::Utc> = v["opens_at"].as_str().unwrap().parse().unwrap();
     assert_eq!(at, opens);
     let who = srv.client().with_token(v["token"].as_str().unwrap());
@@ -95,7 +102,10 @@ fn before_the_opening_entering_gives_a_prequeue_entry() {
     who.get("/concerts").expect(403, "queue_not_active");
     srv.clock.advance(Duration::from_secs(600));
     let s = who.get("/token").json();
-    assert_eq!((s["status"].clone(), s["opens_at"].clone()), (json!("active"), Value::Null));
+    assert_eq!(
+        (s["status"].clone(), s["opens_at"].clone()),
+        (json!("active"), Value::Null)
+    );
 }
 
 fn cli(db: &std::path::Path, args: &[&str]) -> Value {
@@ -106,7 +116,11 @@ fn cli(db: &std::path::Path, args: &[&str]) -> Value {
         .args(args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -145,7 +159,10 @@ fn live_controls_from_the_cli_reach_two_servers_within_a_second() {
     let later_a = a.enter();
     let later_b = b.enter();
     let s = later_b.status();
-    assert_eq!((s["status"].clone(), s["paused"].clone()), (json!("waiting"), json!(true)));
+    assert_eq!(
+        (s["status"].clone(), s["paused"].clone()),
+        (json!("waiting"), json!(true))
+    );
     assert_eq!(later_a.status()["status"], "waiting");
     let shown = cli(&db, &["queue", "show"]);
     assert_eq!(shown["paused"], true);

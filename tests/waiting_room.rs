@@ -49,14 +49,21 @@ fn before_the_opening_everyone_gets_a_prequeue_entry_that_waits(#[case] backend:
     let (e, who) = enter(&f);
     assert!(e.created);
     assert_eq!(e.status.status, EntryStatus::Prequeue);
-    assert_eq!((e.status.position, e.status.estimated_wait_seconds), (0, None));
+    assert_eq!(
+        (e.status.position, e.status.estimated_wait_seconds),
+        (0, None)
+    );
     assert_eq!(e.status.opens_at, Some(opens));
     // Entering again returns the same entry; no polling is needed before the opening.
     let again = f.b.enter_queue(Some(who.user_id())).unwrap();
     assert!(!again.created);
     f.advance(Duration::from_secs(599));
     let s = f.b.queue_status(&who).unwrap();
-    assert_eq!(s.status, EntryStatus::Prequeue, "it did not drop out for not polling");
+    assert_eq!(
+        s.status,
+        EntryStatus::Prequeue,
+        "it did not drop out for not polling"
+    );
     assert_eq!(code(f.b.authorize_active(&e.token)), "queue_not_active");
     assert_eq!(f.op().queue_counts().unwrap().prequeue, 1);
     // At the opening it is placed in line.
@@ -87,8 +94,16 @@ fn at_the_opening_the_prequeue_is_placed_at_random_ahead_of_later_arrivals(
     let places = positions(&f, &early);
     let mut sorted = places.clone();
     sorted.sort();
-    assert_eq!(sorted, (2..n as i64 + 2).collect::<Vec<_>>(), "every place used once");
-    assert_eq!(positions(&f, &[late])[0], n as i64 + 2, "later arrivals behind all of them");
+    assert_eq!(
+        sorted,
+        (2..n as i64 + 2).collect::<Vec<_>>(),
+        "every place used once"
+    );
+    assert_eq!(
+        positions(&f, &[late])[0],
+        n as i64 + 2,
+        "later arrivals behind all of them"
+    );
     // Arrival order says nothing of the place: Spearman's rank correlation near 0.
     let rho = spearman(&places);
     assert!(rho.abs() < 0.1, "rank correlation {rho}");
@@ -156,12 +171,18 @@ fn admission_never_passes_a_place_not_drawn_yet(#[case] backend: Backend) {
             break;
         }
         assert_eq!(s.status, EntryStatus::Waiting);
-        assert!(placed_and_admitted <= n as i64, "a later arrival went first");
+        assert!(
+            placed_and_admitted <= n as i64,
+            "a later arrival went first"
+        );
         assert!(f.op().place_prequeue().unwrap() > 0, "placing goes on");
         rounds += 1;
         assert!(rounds < 20, "placing went on for ever");
     }
-    assert!(rounds >= 2, "the prequeue took more than one chunk to place");
+    assert!(
+        rounds >= 2,
+        "the prequeue took more than one chunk to place"
+    );
     for w in early.iter().take(50) {
         assert_eq!(f.b.queue_status(w).unwrap().status, EntryStatus::Active);
     }
@@ -255,7 +276,14 @@ fn the_line_holds_at_most_max_waiting(#[case] backend: Backend) {
     let again = f.b.enter_queue(Some(b.user_id())).unwrap();
     assert!(!again.created);
     // Once people leave the line, there is room again.
-    let t = f.b.hold(&f.b.authorize_active(&f.b.enter_queue(Some(a.user_id())).unwrap().token).unwrap(), f.showtime, f.seats[0]).unwrap();
+    let t =
+        f.b.hold(
+            &f.b.authorize_active(&f.b.enter_queue(Some(a.user_id())).unwrap().token)
+                .unwrap(),
+            f.showtime,
+            f.seats[0],
+        )
+        .unwrap();
     f.op().charge(a.user_id(), t.price, None).unwrap();
     f.b.pay(&a, t.id, None).unwrap(); // a's turn ends; b is admitted at the next call
     f.b.queue_status(&b).unwrap();
@@ -267,9 +295,16 @@ fn the_active_count_is_kept_as_sessions_start_and_end(#[case] backend: Backend) 
     let f = fixture_with(backend, |c| c.with_max_active(3));
     let who: Vec<Identity> = (0..5).map(|_| enter(&f).1).collect();
     let status = |w: &Identity| f.b.queue_status(w).unwrap().status;
-    assert_eq!(who.iter().filter(|w| status(w) == EntryStatus::Active).count(), 3);
+    assert_eq!(
+        who.iter()
+            .filter(|w| status(w) == EntryStatus::Active)
+            .count(),
+        3
+    );
     // A payment ends one session: the fourth user gets the slot.
-    let first = f.b.authorize_active(&f.b.enter_queue(Some(who[0].user_id())).unwrap().token).unwrap();
+    let first =
+        f.b.authorize_active(&f.b.enter_queue(Some(who[0].user_id())).unwrap().token)
+            .unwrap();
     let t = f.b.hold(&first, f.showtime, f.seats[1]).unwrap();
     f.b.charge(&first, t.price, None).unwrap();
     f.b.pay(&first, t.id, None).unwrap();
@@ -298,7 +333,9 @@ fn a_kept_count_that_disagrees_is_named_by_verify(#[case] backend: Backend) {
         .unwrap();
     let r = f.op().verify().unwrap();
     assert!(
-        r.violations.iter().any(|v| v.invariant == "queue_active_count"),
+        r.violations
+            .iter()
+            .any(|v| v.invariant == "queue_active_count"),
         "{:?}",
         r.violations
     );

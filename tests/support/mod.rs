@@ -40,7 +40,10 @@ impl TestServer {
     }
 
     /// [`TestServer::start_with`], with the HTTP options changed by `tweak`.
-    pub fn start_with_options(mut cfg: Config, tweak: impl FnOnce(Options) -> Options) -> TestServer {
+    pub fn start_with_options(
+        mut cfg: Config,
+        tweak: impl FnOnce(Options) -> Options,
+    ) -> TestServer {
         if cfg.group_commit.is_none() {
             cfg.group_commit = Some(GroupCommit::default());
         }

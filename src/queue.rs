@@ -244,7 +244,7 @@ fn entry(r: &dyn Row) -> Result<Entry> {
 }
 
 fn load(c: &dyn Tx, id: EntryId) -> Result<Option<Entry>> {
-    c.row(
+    c.row_locked(
         "SELECT id, user_id, status, seq, last_seen_at, active_until FROM queue_entries
          WHERE id = ?1",
         params![id],
@@ -428,7 +428,7 @@ fn place(c: &dyn Tx, st: &mut State, now: Now, chunk: i64) -> Result<i64> {
         c.execute(
             "UPDATE queue_entries
              SET status = 'waiting', seq = ?2, shuffle_key = NULL,
-                 last_seen_at = MAX(last_seen_at, ?3)
+                 last_seen_at = CASE WHEN last_seen_at > ?3 THEN last_seen_at ELSE ?3 END
              WHERE id = ?1",
             params![*id, base + st.placing_done, now.ms],
         )?;

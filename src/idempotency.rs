@@ -25,6 +25,8 @@ pub(crate) fn guarded<T: Serialize + DeserializeOwned>(
     let Some(key) = key else {
         return op();
     };
+    // Two requests with one key of one user queue here, so the second sees the first finished.
+    crate::wallet::lock(c, user)?;
     let seen: Option<(String, String)> = c.row(
         "SELECT request, response FROM idempotency_keys WHERE user_id = ?1 AND key = ?2",
         params![user, *key],

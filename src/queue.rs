@@ -244,6 +244,17 @@ fn entry(r: &dyn Row) -> Result<Entry> {
 }
 
 fn load(c: &dyn Tx, id: EntryId) -> Result<Option<Entry>> {
+    c.row(
+        "SELECT id, user_id, status, seq, last_seen_at, active_until FROM queue_entries
+         WHERE id = ?1",
+        params![id],
+        entry,
+    )
+}
+
+/// [`load`] inside a write, the row locked until the transaction ends: on an engine with row
+/// locks, a user's guarded writes and the payment that ends their turn serialize on it.
+fn load_locked(c: &dyn Tx, id: EntryId) -> Result<Option<Entry>> {
     c.row_locked(
         "SELECT id, user_id, status, seq, last_seen_at, active_until FROM queue_entries
          WHERE id = ?1",
@@ -694,7 +705,10 @@ pub(crate) fn poll(c: &dyn Tx, now: Now, cfg: &Config, who: &Identity) -> Result
 /// The *active* guard: `who`'s entry is active at `now`, else `queue_not_active`. Inside a write
 /// transaction it is the check that counts: a payment that ended the turn a moment ago is seen.
 pub(crate) fn require_active(c: &dyn Tx, now: Now, cfg: &Config, who: &Identity) -> Result<()> {
-    match effective(&own_entry(c, who)?, now, cfg) {
+    let e = load_locked(c, who.entry_id())?
+        .filter(|e| e.user_id == who.user_id())
+        .ok_or_else(not_this_database)?;
+    match effective(&e, now, cfg) {
         EntryStatus::Active => Ok(()),
         EntryStatus::Waiting | EntryStatus::Prequeue => {
             Err(Error::QueueNotActive(QueueState::Waiting))
@@ -705,12 +719,13 @@ pub(crate) fn require_active(c: &dyn Tx, now: Now, cfg: &Config, who: &Identity)
 
 /// The token's entry; a token whose entry is gone (or is someone else's) is not valid here.
 fn own_entry(c: &dyn Tx, who: &Identity) -> Result<Entry> {
-    match load(c, who.entry_id())? {
-        Some(e) if e.user_id == who.user_id() => Ok(e),
-        _ => Err(Error::Unauthorized(
-            "the token's queue entry does not exist in this database".into(),
-        )),
-    }
+    load(c, who.entry_id())?
+        .filter(|e| e.user_id == who.user_id())
+        .ok_or_else(not_this_database)
+}
+
+fn not_this_database() -> Error {
+    Error::Unauthorized("the token's queue entry does not exist in this database".into())
 }
 
 /// Ends every live entry of `user` (a payment ends the user's turn). Runs inside a write.

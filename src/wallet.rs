@@ -63,6 +63,23 @@ pub(crate) fn balance_of(c: &dyn Tx, user: UserId) -> Result<Points> {
     .unwrap_or(Points::ZERO))
 }
 
+/// The user's balance, with the wallet row locked until the transaction ends (made first, at 0,
+/// if the user has none yet: on an engine with row locks two first charges then queue on it
+/// instead of both reading "no wallet"). Every write that changes a user's money, or checks an
+/// Idempotency-Key of theirs, takes this lock first.
+pub(crate) fn lock(c: &dyn Tx, user: UserId) -> Result<Points> {
+    c.execute(
+        "INSERT INTO wallets (user_id, balance) VALUES (?1, 0) ON CONFLICT (user_id) DO NOTHING",
+        params![user],
+    )?;
+    c.row_locked(
+        "SELECT balance FROM wallets WHERE user_id = ?1",
+        params![user],
+        |r| r.get(0),
+    )?
+    .ok_or_else(|| Error::internal("the wallet just made is gone"))
+}
+
 /// Why a balance changes, with what its ledger row names.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Reason {
@@ -88,13 +105,7 @@ pub(crate) fn apply(
         Reason::Payment(p) => (LedgerKind::Payment, Some(p), None),
         Reason::Refund(t) => (LedgerKind::Refund, None, Some(t)),
     };
-    let balance = c
-        .row_locked(
-            "SELECT balance FROM wallets WHERE user_id = ?1",
-            params![user],
-            |r| r.get(0),
-        )?
-        .unwrap_or(Points::ZERO);
+    let balance = lock(c, user)?;
     let over = Error::BalanceLimit {
         balance,
         max: cfg.max_balance,

@@ -139,7 +139,8 @@ const CHECKS: &[(&str, Binds, &str)] = &[
     (
         "balance_within_limits",
         Binds::MaxBalance,
-        "SELECT 'wallet ' || user_id || ' balance ' || balance || ' is outside 0..' || ?1
+        "SELECT 'wallet ' || user_id || ' balance ' || balance || ' is outside 0..'
+                || CAST(?1 AS BIGINT)
          FROM wallets WHERE balance < 0 OR balance > ?1",
     ),
     (

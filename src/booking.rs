@@ -13,7 +13,7 @@ use crate::cancellations::{self, By, Cancellation, ShowtimeCancelled};
 use crate::catalog::{self, CatalogFile, Concert, NewShowtime, Seat, SeedReport, Showtime, Which};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::db::{self, BatchStats, Db, Now};
+use crate::db::{self, BatchStats, Db, Location, Now};
 use crate::error::{Error, Result};
 use crate::ids::{ConcertId, IdempotencyKey, SeatId, ShowtimeId, TicketId, UserId};
 use crate::maintenance::{self, Stats, SweepReport, VerifyReport, Violation};
@@ -27,7 +27,7 @@ use crate::{db::sql::Tx, idempotency};
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// The handle: a database, its policy and its clock. Cheap to share across threads
@@ -41,18 +41,20 @@ pub struct Booking {
 }
 
 impl Booking {
-    /// Opens (creating and migrating if needed) the database at `path` with the system clock.
-    pub fn open(path: impl AsRef<Path>, cfg: Config) -> Result<Booking> {
-        Booking::open_with_clock(path, cfg, Arc::new(SystemClock))
+    /// Opens (creating and migrating if needed) the database at `location` with the system
+    /// clock: a SQLite file path (`"booking.db"`, a `Path`), or a `postgres://` URL (feature
+    /// `postgres`; the database is created if missing). See [`Location`].
+    pub fn open(location: impl Into<Location>, cfg: Config) -> Result<Booking> {
+        Booking::open_with_clock(location, cfg, Arc::new(SystemClock))
     }
 
-    /// Opens the database at `path` with the given clock.
+    /// Opens the database at `location` with the given clock.
     pub fn open_with_clock(
-        path: impl AsRef<Path>,
+        location: impl Into<Location>,
         cfg: Config,
         clock: Arc<dyn Clock>,
     ) -> Result<Booking> {
-        let db = Db::open(path.as_ref(), &cfg, clock.clone())?;
+        let db = Db::open(location.into(), &cfg, clock.clone())?;
         let secret = match &cfg.jwt_secret {
             Some(s) if !s.is_empty() => s.clone(),
             Some(_) => return Err(Error::InvalidRequest("the JWT secret is empty".into())),
@@ -89,8 +91,8 @@ impl Booking {
         self.clock.now()
     }
 
-    /// Where the database is.
-    pub fn path(&self) -> &Path {
+    /// Where the database is: its file, or its PostgreSQL URL (shown without the password).
+    pub fn location(&self) -> &Location {
         self.db.location()
     }
 
@@ -360,9 +362,10 @@ impl Booking {
     ) -> Result<T>
     where
         T: Serialize + DeserializeOwned + Send + 'static,
-        F: FnOnce(&dyn Tx, Now, &Config) -> Result<T> + Send + 'static,
+        F: FnMut(&dyn Tx, Now, &Config) -> Result<T> + Send + 'static,
     {
         let (cfg, key) = (self.cfg.clone(), key.cloned());
+        let mut op = op;
         self.db.write_op(move |c, now| {
             idempotency::guarded(c, now, user, key.as_ref(), &request, || op(c, now, &cfg))
         })

@@ -65,7 +65,7 @@ pub use crate::catalog::{
 };
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::config::{parse_duration, Config, Durability, GroupCommit};
-pub use crate::db::{BatchStats, SCHEMA_VERSION};
+pub use crate::db::{BatchStats, Location, SCHEMA_VERSION};
 pub use crate::error::{Closed, Entity, Error, QueueState, Result};
 pub use crate::ids::{
     ConcertId, EntryId, IdempotencyKey, LedgerId, PaymentId, SeatId, ShowtimeId, TicketId, UserId,

@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use anyhow::{bail, Context};
-use booking::{http, parse_duration, Booking, Config, Durability, GroupCommit};
+use booking::{http, parse_duration, Booking, Config, Durability, GroupCommit, Location};
 use clap::Parser;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -10,13 +10,14 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The booking HTTP server: waiting room, seat holds, points and payments over one SQLite file.
+/// The booking HTTP server: waiting room, seat holds, points and payments over one SQLite file
+/// or a PostgreSQL database.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// The database file (created if missing).
-    #[arg(long, env = "BOOKING_DB", default_value = "./booking.db")]
-    db: PathBuf,
+    /// The database: a SQLite file, or a postgres:// URL (created if missing).
+    #[arg(long, env = "BOOKING_DB", default_value = "./booking.db", value_name = "PATH|URL")]
+    db: Location,
     /// Address to listen on (port 0 picks a free port; the address is printed).
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: String,
@@ -93,7 +94,7 @@ fn try_main() -> anyhow::Result<()> {
     init_logging(args.log.as_deref());
     let cfg = config(&args)?;
     let booking = Booking::open(&args.db, cfg)
-        .with_context(|| format!("cannot open the database {}", args.db.display()))?;
+        .with_context(|| format!("cannot open the database {}", args.db))?;
     let seeded = if args.demo {
         booking.operator().seed_demo_if_empty()?
     } else {
@@ -114,7 +115,7 @@ fn try_main() -> anyhow::Result<()> {
     writeln!(
         out,
         "booking-server listening on http://{addr} (database {})",
-        args.db.display()
+        args.db
     )?;
     if args.demo {
         if let Some(r) = seeded {

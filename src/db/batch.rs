@@ -40,10 +40,10 @@ struct TypedJob<T, F> {
 impl<T, F> Job for TypedJob<T, F>
 where
     T: Send + 'static,
-    F: FnOnce(&dyn Tx, Now) -> Result<T> + Send + 'static,
+    F: FnMut(&dyn Tx, Now) -> Result<T> + Send + 'static,
 {
     fn run(&mut self, conn: &Connection, now: Now) -> bool {
-        let op = self.op.take().expect("a job runs once");
+        let mut op = self.op.take().expect("a job runs once");
         let out = catch_unwind(AssertUnwindSafe(|| op(conn as &dyn Tx, now)))
             .unwrap_or_else(|_| Err(Error::internal("a write operation panicked")));
         let ok = out.is_ok();
@@ -152,7 +152,7 @@ impl Batcher {
     pub fn run<T, F>(&self, op: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&dyn Tx, Now) -> Result<T> + Send + 'static,
+        F: FnMut(&dyn Tx, Now) -> Result<T> + Send + 'static,
     {
         let (reply, answer) = bounded(1);
         let job: Box<dyn Job> = Box::new(TypedJob {

@@ -13,16 +13,16 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use rusqlite_migration::{Migrations, M};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// The process's write connection, shared by the direct path and the group-commit writer.
 pub(super) type SharedConn = Arc<Mutex<Connection>>;
 
-/// The schema version this build writes (the number of migrations).
-pub const SCHEMA_VERSION: usize = 3;
+use super::SCHEMA_VERSION;
 
-/// `schema.sql` is migration 1; each later change is a file of `migrations/`.
+/// `schema.sql` is migration 1; each later change is a file of `migrations/` (PostgreSQL's
+/// mirror of each is in `migrations/postgres/`).
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("../../schema.sql")),
@@ -36,7 +36,6 @@ const MMAP_BYTES: i64 = 256 << 20;
 
 /// One SQLite database file, opened.
 pub(super) struct Sqlite {
-    path: PathBuf,
     read: r2d2::Pool<SqliteConnectionManager>,
     write: SharedConn,
     batcher: Option<Batcher>,
@@ -102,7 +101,6 @@ impl Sqlite {
             None => None,
         };
         Ok(Sqlite {
-            path: path.to_path_buf(),
             read,
             write,
             batcher,
@@ -110,16 +108,11 @@ impl Sqlite {
         })
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// One `BEGIN IMMEDIATE` transaction on the process's write connection.
     pub fn write<T>(
         &self,
         clock: &dyn Clock,
-        f: impl FnOnce(&dyn Tx, Now) -> Result<T>,
+        mut f: impl FnMut(&dyn Tx, Now) -> Result<T>,
     ) -> Result<T> {
         let mut conn = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -136,7 +129,7 @@ impl Sqlite {
     pub fn write_op<T, F>(&self, clock: &dyn Clock, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&dyn Tx, Now) -> Result<T> + Send + 'static,
+        F: FnMut(&dyn Tx, Now) -> Result<T> + Send + 'static,
     {
         match &self.batcher {
             Some(b) => b.run(f),

@@ -1,7 +1,7 @@
 //! The command line of `booking-cli`: commands, flags, help text with an example for each.
 //! Declarations only; `main.rs` runs them.
 
-use booking::{ConcertId, IdempotencyKey, Points, ShowtimeId, TicketId, UserId};
+use booking::{ConcertId, IdempotencyKey, Location, Points, ShowtimeId, TicketId, UserId};
 use chrono::{DateTime, FixedOffset};
 use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -31,16 +31,16 @@ Catalog file (loaded in one transaction: all or nothing):
 #[derive(Parser)]
 #[command(name = "booking-cli", version, after_help = EXAMPLES, arg_required_else_help = true)]
 pub struct Cli {
-    /// The database file
+    /// The database: a SQLite file, or a postgres:// URL
     #[arg(
         long,
         global = true,
         env = "BOOKING_DB",
         default_value = "./booking.db",
-        value_name = "PATH",
+        value_name = "PATH|URL",
         display_order = 100
     )]
-    pub db: PathBuf,
+    pub db: Location,
     /// Print exactly one JSON document on stdout (for scripts)
     #[arg(long, global = true, display_order = 101)]
     pub json: bool,
@@ -51,7 +51,9 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Create the database, or migrate it to this build's schema
-    #[command(after_help = "Example:\n  booking-cli --db ./booking.db init")]
+    #[command(
+        after_help = "Examples:\n  booking-cli --db ./booking.db init\n  booking-cli --db postgres://booking@localhost/booking init"
+    )]
     Init,
     /// Add and list concerts
     #[command(subcommand)]

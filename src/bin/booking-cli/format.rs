@@ -2,11 +2,11 @@
 //! Presentation only — no SQL and no rules live here.
 
 use booking::{
-    Balance, Cancellation, Concert, ConcertId, NewShowtime, Points, Pricing, Seat, SeatStatus,
+    Balance, Cancellation, Concert, ConcertId, Location, NewShowtime, Points, Pricing, Seat, SeatStatus,
     SeedReport, Showtime, ShowtimeCancelled, ShowtimeId, ShowtimeReport, SweepReport, VerifyReport,
 };
 use std::fmt::Write as _;
-use std::path::Path;
+
 
 /// `1234567` as `1,234,567` (negative numbers keep their sign).
 pub fn points(n: i64) -> String {
@@ -58,11 +58,8 @@ pub fn table(cols: &[Col], rows: &[Vec<String>]) -> String {
 }
 
 /// `init`.
-pub fn initialized(db: &Path, schema_version: usize) -> String {
-    format!(
-        "database {} is ready (schema version {schema_version})",
-        db.display()
-    )
+pub fn initialized(db: &Location, schema_version: usize) -> String {
+    format!("database {db} is ready (schema version {schema_version})")
 }
 
 /// `showtime add`.

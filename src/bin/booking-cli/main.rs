@@ -103,11 +103,11 @@ fn with_progress<T>(bar: ProgressBar, work: impl FnOnce(&mut dyn FnMut(u64)) -> 
 
 /// Opens the database; commands that only read refuse to create a missing file.
 fn open(cli: &Cli, create: bool) -> anyhow::Result<Booking> {
-    if !create && !cli.db.exists() {
-        let hint = "create it with `booking-cli --db PATH init`, or point --db / BOOKING_DB at an existing database";
+    if !create && !cli.db.exists()? {
+        let hint = "create it with `booking-cli --db PATH|URL init`, or point --db / BOOKING_DB at an existing database";
         return Err(cli_error(
             "not_found",
-            format!("no database at {}", cli.db.display()),
+            format!("no database at {}", cli.db),
             Some(hint),
         ));
     }

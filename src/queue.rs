@@ -366,13 +366,12 @@ fn head(c: &dyn Tx) -> Result<Option<(i64, i64)>> {
 
 /// Whether some active session has lapsed and is not retired yet (one index probe).
 fn lapsed_sessions(c: &dyn Tx, now: Now) -> Result<bool> {
-    Ok(c
-        .row(
-            "SELECT 1 FROM queue_entries WHERE status = 'active' AND active_until <= ?1 LIMIT 1",
-            params![now.ms],
-            |_| Ok(()),
-        )?
-        .is_some())
+    Ok(c.row(
+        "SELECT 1 FROM queue_entries WHERE status = 'active' AND active_until <= ?1 LIMIT 1",
+        params![now.ms],
+        |_| Ok(()),
+    )?
+    .is_some())
 }
 
 /// Read-only: would [`advance`] change anything now that matters to this poll?
@@ -691,11 +690,13 @@ pub(crate) fn poll_read(
 
 /// A poll that writes: the keep-alive if due, the waiting room moved forward, then the status.
 pub(crate) fn poll(c: &dyn Tx, now: Now, cfg: &Config, who: &Identity) -> Result<QueueStatus> {
+    // `queue_state` first, as in every queue write: the entry is then read as the last writer
+    // left it, and the lock order is one (state, then entries).
+    let mut st = state(c)?;
     let row = own_entry(c, who)?;
     if touch_due(&row, now, cfg) {
         touch(c, row.id, now)?;
     }
-    let mut st = state(c)?;
     advance(c, &mut st, now, cfg)?;
     save(c, &st)?;
     let row = own_entry(c, who)?;
@@ -730,8 +731,10 @@ fn not_this_database() -> Error {
 
 /// Ends every live entry of `user` (a payment ends the user's turn). Runs inside a write.
 pub(crate) fn expire_user(c: &dyn Tx, user: UserId) -> Result<()> {
+    // The entry is read under the `queue_state` lock that every change of an entry's status
+    // holds: read before it, a concurrent admission or retirement could make the counts drift.
+    let mut st = state(c)?;
     if let Some(e) = live_entry_of(c, user)? {
-        let mut st = state(c)?;
         end(c, &mut st, &e)?;
         save(c, &st)?;
     }
@@ -841,7 +844,9 @@ pub(crate) fn change(c: &dyn Tx, now: Now, cfg: &Config, ch: QueueChange) -> Res
         }
     }
     let keep = |v: Option<u32>| v.map(i64::from);
-    let max_active = ch.max_active.map_or(keep(st.max_active), |v| v.map(i64::from));
+    let max_active = ch
+        .max_active
+        .map_or(keep(st.max_active), |v| v.map(i64::from));
     let per_minute = ch
         .admit_per_minute
         .map_or(keep(st.admit_per_minute), |v| v.map(i64::from));

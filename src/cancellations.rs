@@ -61,6 +61,11 @@ pub(crate) fn cancel_ticket(
     id: TicketId,
     by: By,
 ) -> Result<Cancellation> {
+    // The lock order: the holder's wallet (when the holder is the caller), the seat, the ticket.
+    if let By::User(user) = by {
+        wallet::lock(c, user)?;
+    }
+    tickets::lock_seats_of(c, &[id])?;
     let t = tickets::claim_of(c, now, id)?
         .filter(|t| match by {
             By::User(user) => t.user_id == user,
@@ -145,6 +150,24 @@ pub(crate) fn cancel_showtime(
     cfg: &Config,
     showtime: ShowtimeId,
 ) -> Result<ShowtimeCancelled> {
+    // The lock order (wallets, seats, tickets): the wallets of everyone with a claim on it, by
+    // user id — a payment under way holds its payer's wallet before its seat — then every seat
+    // of it, by id. Holds and payments under way finish first; those that come later wait,
+    // then see the showtime called off.
+    let claimants: Vec<UserId> = c.rows(
+        "SELECT DISTINCT user_id FROM tickets
+         WHERE showtime_id = ?1 AND status IN ('held', 'paid') ORDER BY user_id",
+        params![showtime],
+        |r| r.get(0),
+    )?;
+    for user in claimants {
+        wallet::lock(c, user)?;
+    }
+    c.query_locked(
+        "SELECT id FROM seats WHERE showtime_id = ?1 ORDER BY id",
+        params![showtime],
+        &mut |_| Ok(()),
+    )?;
     let found = c.execute(
         "UPDATE showtimes SET cancelled_at = COALESCE(cancelled_at, ?2) WHERE id = ?1",
         params![showtime, now.ms],

@@ -44,6 +44,9 @@ pub(crate) fn pay(
     user: UserId,
     ids: &[TicketId],
 ) -> Result<Payment> {
+    // The payer's wallet first, as every write of a user's money takes it (a keyed request has
+    // taken it already), then the seats and the tickets.
+    wallet::lock(c, user)?;
     let claims = tickets::own_claims(c, now, user, ids)?;
     for t in &claims {
         match t.status {

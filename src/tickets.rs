@@ -3,8 +3,13 @@
 //! A hold is live while `held_until` is after now. Exactly one live hold or sale per seat:
 //! checked here first (for a clear error), enforced by the seat row's own claim and by the
 //! partial unique index `tickets_one_live_per_seat` as the last line. Several seats of one hold
-//! are checked and written in ascending seat-id order (the order any engine's row locks are taken
-//! in), all or none.
+//! are checked and written in ascending seat-id order, all or none.
+//!
+//! **Lock order** (for engines with row locks; SQLite's one writer needs none): a write that
+//! changes a ticket locks its seat first, then the ticket — seats in ascending id order, then
+//! tickets in ascending id order. A seat never changes its ticket behind a lock on that ticket,
+//! so holds, payments, releases, extensions and cancellations of the same seats queue instead
+//! of deadlocking.
 
 use crate::clock::from_millis;
 use crate::config::Config;
@@ -138,6 +143,7 @@ pub(crate) fn own_claims(
     ids: &[TicketId],
 ) -> Result<Vec<Claim>> {
     distinct("ticket_ids", ids)?;
+    lock_seats_of(c, ids)?;
     let mut sorted = ids.to_vec();
     sorted.sort();
     let mut claims = Vec::with_capacity(ids.len());
@@ -149,6 +155,38 @@ pub(crate) fn own_claims(
     }
     claims.sort_by_key(|t| ids.iter().position(|id| *id == t.id));
     Ok(claims)
+}
+
+/// Locks the seats `tickets` are for, in ascending seat-id order (a ticket's seat never
+/// changes, so it can be read before the lock): the first step of every write that changes a
+/// ticket.
+pub(crate) fn lock_seats_of(c: &dyn Tx, tickets: &[TicketId]) -> Result<()> {
+    let mut seats = Vec::with_capacity(tickets.len());
+    for t in tickets {
+        if let Some(seat) = c.row(
+            "SELECT seat_id FROM tickets WHERE id = ?1",
+            params![*t],
+            |r| r.get::<i64>(0),
+        )? {
+            seats.push(seat);
+        }
+    }
+    seats.sort_unstable();
+    seats.dedup();
+    for seat in seats {
+        c.row_locked("SELECT id FROM seats WHERE id = ?1", params![seat], |_| {
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+/// One ticket of `user` as [`own`] reads it, inside a write that changes it: its seat and then
+/// the ticket locked first (see the module's lock order).
+fn own_locked(c: &dyn Tx, now: Now, user: UserId, id: TicketId) -> Result<Ticket> {
+    lock_seats_of(c, &[id])?;
+    claim_of(c, now, id)?;
+    own(c, now, user, id)
 }
 
 /// A request's list of ids: at least one, none twice.
@@ -228,7 +266,7 @@ pub(crate) fn hold(
     seats: &[SeatId],
 ) -> Result<Vec<Ticket>> {
     distinct("seat_ids", seats)?;
-    let show = showtime_row(c, showtime)?;
+    showtime_row(c, showtime)?; // not_found before anything else
     let limit = cfg.max_tickets_per_user;
     if seats.len() > limit as usize {
         return Err(Error::HoldLimitReached(limit));
@@ -259,6 +297,9 @@ pub(crate) fn hold(
             .ok_or(Error::NotFound(Entity::Seat))?;
         claims.push(claim);
     }
+    // Read once the seats are locked: a showtime called off meanwhile (which locks every seat
+    // of it first) is seen.
+    let show = showtime_row(c, showtime)?;
     if show.cancelled {
         return Err(Error::ShowtimeClosed(showtime, Closed::CalledOff));
     }
@@ -334,7 +375,7 @@ fn claims_of(c: &dyn Tx, now: Now, user: UserId, showtime: ShowtimeId) -> Result
 
 /// Gives a live hold of `user`'s back: the ticket is `released` and its seat available at once.
 pub(crate) fn release(c: &dyn Tx, now: Now, user: UserId, id: TicketId) -> Result<Ticket> {
-    let t = own(c, now, user, id)?;
+    let t = own_locked(c, now, user, id)?;
     if t.status != TicketStatus::Held {
         return Err(Error::TicketNotHeld(id));
     }
@@ -357,7 +398,7 @@ pub(crate) fn extend(
     user: UserId,
     id: TicketId,
 ) -> Result<Ticket> {
-    let t = own(c, now, user, id)?;
+    let t = own_locked(c, now, user, id)?;
     match t.status {
         TicketStatus::Held => {}
         TicketStatus::Expired => return Err(Error::HoldExpired(id)),
@@ -406,13 +447,14 @@ pub(crate) fn of_user(c: &dyn Tx, now: Now, user: UserId) -> Result<Vec<Ticket>>
 
 /// Marks lapsed holds expired and frees their seats; returns how many.
 pub(crate) fn sweep(c: &dyn Tx, now: Now) -> Result<usize> {
-    let n = c.execute(
-        "UPDATE tickets SET status = 'expired' WHERE status = 'held' AND held_until <= ?1",
-        params![now.ms],
-    )?;
+    // Seats, then tickets: the lock order.
     c.execute(
         "UPDATE seats SET ticket_id = NULL, held_until = NULL
          WHERE sold = 0 AND ticket_id IS NOT NULL AND held_until <= ?1",
+        params![now.ms],
+    )?;
+    let n = c.execute(
+        "UPDATE tickets SET status = 'expired' WHERE status = 'held' AND held_until <= ?1",
         params![now.ms],
     )?;
     Ok(n)

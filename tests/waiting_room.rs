@@ -42,6 +42,9 @@ fn positions(f: &Fixture, who: &[Identity]) -> Vec<i64> {
 
 #[apply(backends)]
 fn before_the_opening_everyone_gets_a_prequeue_entry_that_waits(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
     let f = fixture_with(backend, |c| c.with_max_active(0));
     let opens = at(&f, 600);
     let s = open_at(&f, Some(opens));
@@ -78,6 +81,9 @@ fn before_the_opening_everyone_gets_a_prequeue_entry_that_waits(#[case] backend:
 fn at_the_opening_the_prequeue_is_placed_at_random_ahead_of_later_arrivals(
     #[case] backend: Backend,
 ) {
+    if backend.skipped() {
+        return;
+    }
     // Nobody is admitted, so every place stays visible as a position.
     let f = fixture_with(backend, |c| c.with_max_active(0));
     // Someone already in line before the opening was scheduled stays ahead.
@@ -133,6 +139,9 @@ fn spearman_is_one_for_the_same_order_and_minus_one_for_the_reverse() {
 
 #[apply(backends)]
 fn a_script_entering_many_times_gets_independent_places(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
     // 200 entries of one script among 800 of others, arriving first: their places spread over
     // the whole range, not one block.
     let f = fixture_with(backend, |c| c.with_max_active(0));
@@ -150,6 +159,9 @@ fn a_script_entering_many_times_gets_independent_places(#[case] backend: Backend
 
 #[apply(backends)]
 fn admission_never_passes_a_place_not_drawn_yet(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
     let f = fixture_with(backend, |c| c.with_max_active(100_000));
     open_at(&f, Some(at(&f, 5)));
     // More than one chunk of prequeue entries.
@@ -159,9 +171,14 @@ fn admission_never_passes_a_place_not_drawn_yet(#[case] backend: Backend) {
     // The first arrival after the opening is admitted only once every prequeue entry is.
     let (late_entry, late) = enter(&f);
     assert_eq!(late_entry.status.status, EntryStatus::Waiting);
-    // A prequeue user's own poll places a few on the side, and says where they stand meanwhile.
+    // A prequeue user's own poll places a few on the side, and says where they stand meanwhile
+    // (in line; or, when their own draw was among the few placed, already admitted: there is
+    // room for everyone).
     let s = f.b.queue_status(&early[n - 1]).unwrap();
-    assert_eq!(s.status, EntryStatus::Waiting);
+    assert!(
+        [EntryStatus::Waiting, EntryStatus::Active].contains(&s.status),
+        "{s:?}"
+    );
     let mut rounds = 0;
     loop {
         let s = f.b.queue_status(&late).unwrap();
@@ -190,6 +207,9 @@ fn admission_never_passes_a_place_not_drawn_yet(#[case] backend: Backend) {
 
 #[apply(backends)]
 fn live_controls_apply_at_the_next_queue_call(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
     let f = fixture_with(backend, |c| c.with_max_active(1));
     let (_, a) = enter(&f);
     let (_, b) = enter(&f);
@@ -245,6 +265,9 @@ fn live_controls_apply_at_the_next_queue_call(#[case] backend: Backend) {
 
 #[apply(backends)]
 fn admissions_per_minute_can_be_set_live(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
     let f = fixture_with(backend, |c| c.with_max_active(100));
     f.op()
         .change_queue(QueueChange {
@@ -265,6 +288,9 @@ fn admissions_per_minute_can_be_set_live(#[case] backend: Backend) {
 
 #[apply(backends)]
 fn the_line_holds_at_most_max_waiting(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
     let f = fixture_with(backend, |c| c.with_max_active(1).with_max_waiting(3));
     let (_, a) = enter(&f); // active
     let (_, b) = enter(&f);
@@ -292,6 +318,9 @@ fn the_line_holds_at_most_max_waiting(#[case] backend: Backend) {
 
 #[apply(backends)]
 fn the_active_count_is_kept_as_sessions_start_and_end(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
     let f = fixture_with(backend, |c| c.with_max_active(3));
     let who: Vec<Identity> = (0..5).map(|_| enter(&f).1).collect();
     let status = |w: &Identity| f.b.queue_status(w).unwrap().status;
@@ -326,10 +355,16 @@ fn the_active_count_is_kept_as_sessions_start_and_end(#[case] backend: Backend) 
 
 #[apply(backends)]
 fn a_kept_count_that_disagrees_is_named_by_verify(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
     let f = fixture(backend);
     enter(&f);
     f.tamper()
-        .execute("UPDATE queue_state SET active_count = active_count + 5", [])
+        .execute(
+            "UPDATE queue_state SET active_count = active_count + 5",
+            &[],
+        )
         .unwrap();
     let r = f.op().verify().unwrap();
     assert!(
@@ -343,6 +378,9 @@ fn a_kept_count_that_disagrees_is_named_by_verify(#[case] backend: Backend) {
 
 #[apply(backends)]
 fn a_new_opening_waits_for_the_last_one_to_be_placed(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
     let f = fixture_with(backend, |c| c.with_max_active(0));
     open_at(&f, Some(at(&f, 1)));
     for _ in 0..2_500 {

@@ -111,7 +111,7 @@ fn when_the_batch_cannot_commit_every_operation_of_it_fails_and_nothing_lands() 
     f.b.charge(&u, pts(100), None).unwrap();
     // Another process holds the write lock past the busy timeout: the batch cannot commit.
     let raw = f.raw();
-    raw.execute_batch("BEGIN IMMEDIATE").unwrap();
+    raw.lock_writes();
     let f = Arc::new(f);
     let before = stats(&f);
     let g = f.clone();
@@ -129,7 +129,7 @@ fn when_the_batch_cannot_commit_every_operation_of_it_fails_and_nothing_lands() 
         batches < ops,
         "the failed operations shared a commit: {batches} batches for {ops} operations"
     );
-    raw.execute_batch("ROLLBACK").unwrap();
+    raw.rollback();
     assert_eq!(f.b.balance(&u).unwrap().balance, pts(100));
     assert_eq!(f.b.point_history(&u).unwrap().len(), 1);
     f.b.charge(&u, pts(5), None).unwrap();

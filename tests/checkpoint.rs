@@ -12,8 +12,12 @@ use std::time::{Duration, Instant};
 #[test]
 fn committed_pages_are_copied_into_the_database_file_in_the_background() {
     let f = fixture(Backend::Direct);
-    let size = || std::fs::metadata(f.b.path()).unwrap().len();
-    let wal = f.b.path().with_extension("db-wal");
+    let size = || {
+        std::fs::metadata(f.location().file().unwrap())
+            .unwrap()
+            .len()
+    };
+    let wal = f.location().file().unwrap().with_extension("db-wal");
     let before = size();
     // Far fewer pages than the backstop: without the background thread, the database file
     // would not grow until the WAL reached 20,000 pages.
@@ -31,7 +35,7 @@ fn committed_pages_are_copied_into_the_database_file_in_the_background() {
     assert!(
         size() > before,
         "a background checkpoint copied pages into {}",
-        f.b.path().display()
+        f.location().file().unwrap().display()
     );
     f.assert_verified();
 }

@@ -2,13 +2,18 @@
 
 mod support;
 
+use rstest_reuse::apply;
+
 use serde_json::json;
 use std::time::Duration;
-use support::{first_showtime, raw, Client, Conn, TestServer};
+use support::{engines, first_showtime, raw, Backend, Client, Conn, TestServer};
 
-#[test]
-fn the_whole_journey() {
-    let srv = TestServer::start();
+#[apply(engines)]
+fn the_whole_journey(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
+    let srv = TestServer::on(backend);
     let u = srv.enter();
     assert_eq!(u.entered["status"], "active");
     assert_eq!(u.entered["position"], 0);
@@ -72,9 +77,12 @@ fn the_whole_journey() {
         .expect(201, "");
 }
 
-#[test]
-fn entering_the_queue() {
-    let srv = TestServer::start();
+#[apply(engines)]
+fn entering_the_queue(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
+    let srv = TestServer::on(backend);
     let c = srv.client();
     for body in ["", "{}", r#"{"user_id":null}"#, " {} \n"] {
         let r = c.post("/token", body);
@@ -322,9 +330,12 @@ fn an_absurd_content_length_does_not_take_the_server_down() {
     srv.client().get("/healthz").expect(200, "");
 }
 
-#[test]
-fn forged_and_missing_tokens_are_401() {
-    let srv = TestServer::start();
+#[apply(engines)]
+fn forged_and_missing_tokens_are_401(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
+    let srv = TestServer::on(backend);
     let u = srv.enter();
     let c = srv.client();
     let parts: Vec<&str> = u.token.split('.').collect();
@@ -383,9 +394,12 @@ fn forged_and_missing_tokens_are_401() {
     u.get("/token").expect(401, "unauthorized");
 }
 
-#[test]
-fn guards_active_and_identity() {
-    let srv = TestServer::start_with(booking::Config::default().with_max_active(1));
+#[apply(engines)]
+fn guards_active_and_identity(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
+    let srv = TestServer::start_on(backend, booking::Config::default().with_max_active(1));
     let first = srv.enter();
     let waiting = srv.enter();
     assert_eq!(waiting.entered["status"], "waiting");
@@ -418,9 +432,12 @@ fn guards_active_and_identity() {
         .expect(401, "unauthorized");
 }
 
-#[test]
-fn a_user_id_must_be_the_tokens() {
-    let srv = TestServer::start();
+#[apply(engines)]
+fn a_user_id_must_be_the_tokens(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
+    let srv = TestServer::on(backend);
     let a = srv.enter();
     let b = srv.enter();
     a.post(
@@ -460,9 +477,12 @@ fn a_user_id_must_be_the_tokens() {
     assert_eq!(b.get("/points").json()["balance"], 0);
 }
 
-#[test]
-fn another_users_ticket_is_not_found() {
-    let srv = TestServer::start();
+#[apply(engines)]
+fn another_users_ticket_is_not_found(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
+    let srv = TestServer::on(backend);
     let a = srv.enter();
     let b = srv.enter();
     let t = a.hold(1, 1).json()["id"].as_i64().unwrap();
@@ -476,11 +496,14 @@ fn another_users_ticket_is_not_found() {
     a.pay(t).expect(201, "");
 }
 
-#[test]
-fn domain_conflicts_over_http() {
+#[apply(engines)]
+fn domain_conflicts_over_http(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
     let mut cfg = booking::Config::default().with_max_tickets_per_user(2);
     cfg.max_balance = booking::Points::new(15_000_000);
-    let srv = TestServer::start_with(cfg);
+    let srv = TestServer::start_on(backend, cfg);
     let a = srv.enter();
     let b = srv.enter();
     let t1 = a.hold(1, 1);
@@ -505,10 +528,15 @@ fn domain_conflicts_over_http() {
     c.hold(1, 10).expect(409, "showtime_closed");
 }
 
-#[test]
-fn holds_lapse_on_time() {
-    let srv =
-        TestServer::start_with(booking::Config::default().with_hold_ttl(Duration::from_secs(60)));
+#[apply(engines)]
+fn holds_lapse_on_time(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
+    let srv = TestServer::start_on(
+        backend,
+        booking::Config::default().with_hold_ttl(Duration::from_secs(60)),
+    );
     let a = srv.enter();
     let b = srv.enter();
     let t = a.hold(1, 7).json();
@@ -523,9 +551,12 @@ fn holds_lapse_on_time() {
     assert_eq!(a.get("/points").json()["balance"], 1_000_000);
 }
 
-#[test]
-fn idempotent_replays() {
-    let srv = TestServer::start();
+#[apply(engines)]
+fn idempotent_replays(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
+    let srv = TestServer::on(backend);
     let u = srv.enter();
     let first = u.with_key("POST", "/points", "charge-1", json!({"amount": 500}));
     first.expect(200, "");
@@ -568,16 +599,22 @@ fn idempotent_replays() {
         .expect(200, "");
 }
 
-#[test]
-fn a_locked_database_is_503_busy() {
-    let srv = TestServer::start_with(
+#[apply(engines)]
+fn a_locked_database_is_503_busy(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
+    let srv = TestServer::start_on(
+        backend,
         booking::Config::default().with_busy_timeout(Duration::from_millis(100)),
     );
     let u = srv.enter();
-    let lock = rusqlite::Connection::open(srv.booking.path()).unwrap();
-    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    // Another process holds what a write needs (SQLite: the write lock; PostgreSQL: the
+    // tables, locked against writers).
+    let lock = srv.db.raw();
+    lock.lock_writes();
     u.charge(10).expect(503, "busy");
-    lock.execute_batch("ROLLBACK").unwrap();
+    lock.rollback();
     u.charge(10).expect(200, "");
 }
 

@@ -3,10 +3,12 @@
 //! with the guards, the user checks and the JSON shapes.
 mod support;
 
+use rstest_reuse::apply;
+
 use booking::Clock;
 use serde_json::{json, Value};
 use std::time::Duration;
-use support::{first_showtime, TestServer, User};
+use support::{engines, first_showtime, Backend, TestServer, User};
 
 fn ids(v: &Value) -> Vec<i64> {
     v.as_array()
@@ -29,9 +31,12 @@ fn seat_status(u: &User, concert: i64, showtime: i64, seat: i64) -> String {
         .to_string()
 }
 
-#[test]
-fn several_seats_are_held_in_one_request_all_or_none() {
-    let srv = TestServer::start();
+#[apply(engines)]
+fn several_seats_are_held_in_one_request_all_or_none(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
+    let srv = TestServer::on(backend);
     let a = srv.enter();
     let b = srv.enter();
     let (concert, show, seats) = first_showtime(&a);
@@ -93,9 +98,12 @@ fn several_seats_are_held_in_one_request_all_or_none() {
     .expect(409, "hold_limit_reached");
 }
 
-#[test]
-fn a_hold_is_released_and_its_seat_is_available_at_once() {
-    let srv = TestServer::start();
+#[apply(engines)]
+fn a_hold_is_released_and_its_seat_is_available_at_once(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
+    let srv = TestServer::on(backend);
     let a = srv.enter();
     let b = srv.enter();
     let (concert, show, seats) = first_showtime(&a);
@@ -130,9 +138,12 @@ fn a_hold_is_released_and_its_seat_is_available_at_once() {
         .expect(403, "forbidden");
 }
 
-#[test]
-fn a_hold_is_extended_once_from_now() {
-    let srv = TestServer::start();
+#[apply(engines)]
+fn a_hold_is_extended_once_from_now(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
+    let srv = TestServer::on(backend);
     let a = srv.enter();
     let (_, show, seats) = first_showtime(&a);
     let t = a.hold(show, seats[0]["id"].as_i64().unwrap()).json();
@@ -153,9 +164,12 @@ fn a_hold_is_extended_once_from_now() {
         .expect(400, "invalid_request");
 }
 
-#[test]
-fn several_tickets_are_paid_at_once_and_cancelled_for_a_refund() {
-    let srv = TestServer::start();
+#[apply(engines)]
+fn several_tickets_are_paid_at_once_and_cancelled_for_a_refund(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
+    let srv = TestServer::on(backend);
     let a = srv.enter();
     let (concert, show, seats) = first_showtime(&a);
     let seat = |i: usize| seats[i]["id"].as_i64().unwrap();
@@ -257,9 +271,12 @@ fn several_tickets_are_paid_at_once_and_cancelled_for_a_refund() {
     a.post_json(&other, json!({})).expect(409, "cancel_closed");
 }
 
-#[test]
-fn a_showtime_whose_sale_has_not_opened_is_listed_but_not_held() {
-    let srv = TestServer::start();
+#[apply(engines)]
+fn a_showtime_whose_sale_has_not_opened_is_listed_but_not_held(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
+    let srv = TestServer::on(backend);
     let op = srv.booking.operator();
     let concert = op.concerts().unwrap()[0].id;
     let opens = srv.clock.now() + chrono::Duration::hours(2);

@@ -5,8 +5,10 @@
 
 mod support;
 
+use rstest_reuse::apply;
+
 use serde_json::{json, Value};
-use support::TestServer;
+use support::{engines, Backend, TestServer};
 
 fn yaml() -> Value {
     serde_norway::from_str(include_str!("../openapi.yaml")).expect("openapi.yaml parses")
@@ -128,10 +130,13 @@ fn conforms(doc: &Value, method: &str, path: &str, r: &support::Resp) {
     }
 }
 
-#[test]
-fn real_answers_fit_the_documented_schemas() {
+#[apply(engines)]
+fn real_answers_fit_the_documented_schemas(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
     let doc = yaml();
-    let srv = TestServer::start_with(booking::Config::default().with_max_active(1));
+    let srv = TestServer::start_on(backend, booking::Config::default().with_max_active(1));
     let c = srv.client();
     let u = srv.enter();
     let waiting = srv.enter();

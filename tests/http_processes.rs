@@ -3,6 +3,8 @@
 
 mod support;
 
+use rstest_reuse::apply;
+
 use booking::{Booking, Config};
 use serde_json::{json, Value};
 use std::io::Write;
@@ -10,13 +12,16 @@ use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
-use support::{temp_db, Client, Proc};
+use support::{engines, temp_db, Backend, Client, Proc, TestDb};
 
-#[test]
-fn two_processes_on_one_file_share_tokens_and_race_fairly() {
-    let (_dir, db) = temp_db();
-    let a = Proc::spawn(&db, &["--demo", "--max-active", "1000"]);
-    let b = Proc::spawn(&db, &["--max-active", "1000", "--no-group-commit"]);
+#[apply(engines)]
+fn two_processes_on_one_file_share_tokens_and_race_fairly(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
+    let db = TestDb::new(backend);
+    let a = Proc::spawn(db.arg(), &["--demo", "--max-active", "1000"]);
+    let b = Proc::spawn(db.arg(), &["--max-active", "1000", "--no-group-commit"]);
     // A token from one process is accepted by the other (one secret, kept in the database).
     let u = a.enter();
     let on_b = b.client().with_token(&u.token);
@@ -60,10 +65,13 @@ fn two_processes_on_one_file_share_tokens_and_race_fairly() {
     }
 }
 
-#[test]
-fn kill_9_while_paying_loses_no_acknowledged_payment() {
-    let (_dir, db) = temp_db();
-    let mut server = Proc::spawn(&db, &["--demo", "--max-active", "1000"]);
+#[apply(engines)]
+fn kill_9_while_paying_loses_no_acknowledged_payment(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
+    let db = TestDb::new(backend);
+    let mut server = Proc::spawn(db.arg(), &["--demo", "--max-active", "1000"]);
     let addr = server.addr;
     let paid: Arc<Mutex<Vec<(String, i64)>>> = Arc::default();
     let count = Arc::new(AtomicUsize::new(0));
@@ -125,7 +133,7 @@ fn kill_9_while_paying_loses_no_acknowledged_payment() {
     );
 
     // Restart on the same file: every acknowledged payment is there.
-    let mut server = Proc::spawn(&db, &["--max-active", "1000"]);
+    let mut server = Proc::spawn(db.arg(), &["--max-active", "1000"]);
     for (token, payment) in &paid {
         let history = server.client().with_token(token).get("/payment_history");
         history.expect(200, "");
@@ -139,7 +147,7 @@ fn kill_9_while_paying_loses_no_acknowledged_payment() {
         assert!(ids.contains(payment), "payment {payment} lost");
     }
     assert!(server.terminate().success());
-    let report = Booking::open(&db, Config::default())
+    let report = Booking::open(db.location(), Config::default())
         .unwrap()
         .operator()
         .verify()
@@ -163,19 +171,23 @@ fn sigterm_and_sigint_stop_the_server_cleanly() {
     }
 }
 
-#[test]
-fn secrets_come_from_the_environment_a_file_or_the_database() {
-    let (dir, db) = temp_db();
-    let from_db = Proc::spawn(&db, &["--demo"]);
+#[apply(engines)]
+fn secrets_come_from_the_environment_a_file_or_the_database(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
+    let db = TestDb::new(backend);
+    let dir = tempfile::tempdir().unwrap();
+    let from_db = Proc::spawn(db.arg(), &["--demo"]);
     let from_env = Proc::spawn_via(
         None,
-        &db,
+        db.arg(),
         &[],
         &[("BOOKING_JWT_SECRET", "an-operator-secret")],
     );
     let file = dir.path().join("secret");
     std::fs::write(&file, "an-operator-secret\n").unwrap();
-    let from_file = Proc::spawn(&db, &["--jwt-secret-file", file.to_str().unwrap()]);
+    let from_file = Proc::spawn(db.arg(), &["--jwt-secret-file", file.to_str().unwrap()]);
 
     let env_user = from_env.enter();
     from_file
@@ -196,8 +208,8 @@ fn secrets_come_from_the_environment_a_file_or_the_database() {
         .expect(401, "unauthorized");
 
     // Another database has another random secret.
-    let (_dir2, db2) = temp_db();
-    let other = Proc::spawn(&db2, &[]);
+    let db2 = TestDb::new(backend);
+    let other = Proc::spawn(db2.arg(), &[]);
     other
         .client()
         .with_token(&db_user.token)
@@ -208,7 +220,9 @@ fn secrets_come_from_the_environment_a_file_or_the_database() {
     let empty = dir.path().join("empty");
     std::fs::write(&empty, "\n").unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_booking-server"))
-        .args(["--db", db.to_str().unwrap(), "--addr", "127.0.0.1:0"])
+        .arg("--db")
+        .arg(db.arg())
+        .args(["--addr", "127.0.0.1:0"])
         .args(["--jwt-secret-file", empty.to_str().unwrap()])
         .env_remove("BOOKING_JWT_SECRET")
         .output()
@@ -217,29 +231,35 @@ fn secrets_come_from_the_environment_a_file_or_the_database() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("empty"));
 }
 
-#[test]
-fn demo_seeds_once_and_prints_a_quick_start() {
-    let (_dir, db) = temp_db();
-    let mut plain = Proc::spawn(&db, &[]);
+#[apply(engines)]
+fn demo_seeds_once_and_prints_a_quick_start(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
+    let db = TestDb::new(backend);
+    let mut plain = Proc::spawn(db.arg(), &[]);
     let u = plain.enter();
     assert_eq!(u.get("/concerts").json(), json!([]));
     plain.terminate();
-    let mut demo = Proc::spawn(&db, &["--demo"]);
+    let mut demo = Proc::spawn(db.arg(), &["--demo"]);
     let u = demo.enter();
     assert_eq!(u.get("/concerts").json().as_array().unwrap().len(), 3);
     let banner = demo.banner();
     assert!(banner.contains("demo catalog seeded"), "{banner}");
     assert!(banner.contains("curl"), "{banner}");
-    let mut again = Proc::spawn(&db, &["--demo"]);
+    let mut again = Proc::spawn(db.arg(), &["--demo"]);
     let u = again.enter();
     assert_eq!(u.get("/concerts").json().as_array().unwrap().len(), 3);
     assert!(!again.banner().contains("seeded"));
 }
 
-#[test]
-fn the_hold_ttl_flag_lets_holds_lapse() {
-    let (_dir, db) = temp_db();
-    let server = Proc::spawn(&db, &["--demo", "--hold-ttl", "1s"]);
+#[apply(engines)]
+fn the_hold_ttl_flag_lets_holds_lapse(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
+    let db = TestDb::new(backend);
+    let server = Proc::spawn(db.arg(), &["--demo", "--hold-ttl", "1s"]);
     let a = server.enter();
     let b = server.enter();
     let t = a.hold(1, 3);

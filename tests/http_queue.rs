@@ -3,9 +3,11 @@
 
 mod support;
 
+use rstest_reuse::apply;
+
 use booking::Config;
 use std::time::Duration;
-use support::{TestServer, User};
+use support::{engines, Backend, TestServer, User};
 
 fn position(u: &User) -> (String, i64) {
     let s = u.status();
@@ -15,13 +17,16 @@ fn position(u: &User) -> (String, i64) {
     )
 }
 
-#[test]
-fn admission_is_in_order_and_a_payment_admits_the_next_user() {
+#[apply(engines)]
+fn admission_is_in_order_and_a_payment_admits_the_next_user(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
     let cfg = Config::default()
         .with_max_active(2)
         .with_active_ttl(Duration::from_secs(600))
         .with_idle_timeout(Duration::from_secs(3600));
-    let srv = TestServer::start_with(cfg);
+    let srv = TestServer::start_on(backend, cfg);
     let users: Vec<User> = (0..6).map(|_| srv.enter()).collect();
     let states: Vec<(String, i64)> = users.iter().map(position).collect();
     assert_eq!(
@@ -64,9 +69,12 @@ fn admission_is_in_order_and_a_payment_admits_the_next_user() {
     assert_eq!(position(&users[4]), ("active".into(), 0));
 }
 
-#[test]
-fn positions_never_grow_while_waiting() {
-    let srv = TestServer::start_with(Config::default().with_max_active(1));
+#[apply(engines)]
+fn positions_never_grow_while_waiting(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
+    let srv = TestServer::start_on(backend, Config::default().with_max_active(1));
     let _first = srv.enter();
     let waiting: Vec<User> = (0..5).map(|_| srv.enter()).collect();
     let mut last: Vec<i64> = waiting.iter().map(|u| position(u).1).collect();
@@ -87,13 +95,16 @@ fn positions_never_grow_while_waiting() {
     }
 }
 
-#[test]
-fn a_waiting_entry_that_stops_polling_drops_out() {
+#[apply(engines)]
+fn a_waiting_entry_that_stops_polling_drops_out(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
     let cfg = Config::default()
         .with_max_active(1)
         .with_idle_timeout(Duration::from_secs(60))
         .with_active_ttl(Duration::from_secs(30));
-    let srv = TestServer::start_with(cfg);
+    let srv = TestServer::start_on(backend, cfg);
     let first = srv.enter();
     let quiet = srv.enter();
     let keen = srv.enter();

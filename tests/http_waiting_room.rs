@@ -4,23 +4,29 @@
 //! within a second.
 mod support;
 
+use rstest_reuse::apply;
+
 use booking::{Clock, Config, QueueChange};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-use support::{Proc, TestServer};
+use support::{engines, Backend, Proc, TestDb, TestServer};
 
 fn enter_from(srv: &TestServer, addr: Option<&str>) -> support::Resp {
     let headers: Vec<(&str, &str)> = addr.map(|a| ("X-Forwarded-For", a)).into_iter().collect();
     srv.client().send("POST", "/token", &headers, b"")
 }
 
-#[test]
-fn the_31st_entry_from_one_address_within_a_minute_is_rate_limited() {
-    let srv = TestServer::start_with_options(Config::default(), |o| booking::http::Options {
-        enter_rate_per_ip: 30,
-        trust_forwarded_for: true,
-        ..o
-    });
+#[apply(engines)]
+fn the_31st_entry_from_one_address_within_a_minute_is_rate_limited(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
+    let srv =
+        TestServer::start_with_options(backend, Config::default(), |o| booking::http::Options {
+            enter_rate_per_ip: 30,
+            trust_forwarded_for: true,
+            ..o
+        });
     let a = "198.51.100.7";
     for i in 0..30 {
         let r = enter_from(&srv, Some(a));
@@ -42,12 +48,16 @@ fn the_31st_entry_from_one_address_within_a_minute_is_rate_limited() {
     assert_eq!(srv.booking.operator().queue_counts().unwrap().active, 32);
 }
 
-#[test]
-fn forwarded_for_is_ignored_unless_trusted() {
-    let srv = TestServer::start_with_options(Config::default(), |o| booking::http::Options {
-        enter_rate_per_ip: 5,
-        ..o
-    });
+#[apply(engines)]
+fn forwarded_for_is_ignored_unless_trusted(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
+    let srv =
+        TestServer::start_with_options(backend, Config::default(), |o| booking::http::Options {
+            enter_rate_per_ip: 5,
+            ..o
+        });
     // Every request comes from 127.0.0.1 whatever the header claims.
     for i in 0..5 {
         enter_from(&srv, Some(&format!("203.0.113.{i}"))).expect(201, "");
@@ -55,17 +65,26 @@ fn forwarded_for_is_ignored_unless_trusted() {
     enter_from(&srv, Some("203.0.113.99")).expect(429, "rate_limited");
 }
 
-#[test]
-fn without_a_rate_there_is_no_limit() {
-    let srv = TestServer::start();
+#[apply(engines)]
+fn without_a_rate_there_is_no_limit(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
+    let srv = TestServer::on(backend);
     for _ in 0..100 {
         enter_from(&srv, None).expect(201, "");
     }
 }
 
-#[test]
-fn past_max_waiting_entering_is_503_queue_full() {
-    let srv = TestServer::start_with(Config::default().with_max_active(1).with_max_waiting(2));
+#[apply(engines)]
+fn past_max_waiting_entering_is_503_queue_full(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
+    let srv = TestServer::start_on(
+        backend,
+        Config::default().with_max_active(1).with_max_waiting(2),
+    );
     let first = srv.enter(); // active
     srv.enter();
     srv.enter(); // two waiting
@@ -76,9 +95,12 @@ fn past_max_waiting_entering_is_503_queue_full() {
         .expect(200, "");
 }
 
-#[test]
-fn before_the_opening_entering_gives_a_prequeue_entry() {
-    let srv = TestServer::start();
+#[apply(engines)]
+fn before_the_opening_entering_gives_a_prequeue_entry(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
+    let srv = TestServer::on(backend);
     let opens = srv.clock.now() + chrono::Duration::minutes(10);
     srv.booking
         .operator()
@@ -108,10 +130,10 @@ fn before_the_opening_entering_gives_a_prequeue_entry() {
     );
 }
 
-fn cli(db: &std::path::Path, args: &[&str]) -> Value {
+fn cli(db: &TestDb, args: &[&str]) -> Value {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_booking-cli"))
         .arg("--db")
-        .arg(db)
+        .arg(db.arg())
         .arg("--json")
         .args(args)
         .output()
@@ -134,11 +156,14 @@ fn within(limit: Duration, mut check: impl FnMut() -> bool) -> Duration {
     start.elapsed()
 }
 
-#[test]
-fn live_controls_from_the_cli_reach_two_servers_within_a_second() {
-    let (_dir, db) = support::temp_db();
-    let a = Proc::spawn(&db, &["--max-active", "1"]);
-    let b = Proc::spawn(&db, &["--max-active", "1"]);
+#[apply(engines)]
+fn live_controls_from_the_cli_reach_two_servers_within_a_second(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
+    let db = TestDb::new(backend);
+    let a = Proc::spawn(db.arg(), &["--max-active", "1"]);
+    let b = Proc::spawn(db.arg(), &["--max-active", "1"]);
     let first = a.enter();
     assert_eq!(first.status()["status"], "active");
     let on_a = a.enter();

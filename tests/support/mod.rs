@@ -1,16 +1,24 @@
-//! Shared helpers of the HTTP tests: a server on 127.0.0.1:0 over a fresh temporary database
+//! Shared helpers of the HTTP tests: a server on 127.0.0.1:0 over a fresh database of a backend
 //! (in this process, or the real `booking-server` binary); clients over the library's
 //! `booking::client` with the tests' panicking shorthands; and a raw `TcpStream` connection
 //! ([`Conn`]) only for bytes no HTTP client would send.
+//!
+//! Rule tests run on both engines: `#[apply(engines)]` on a test taking `#[case] backend:
+//! Backend` (see `tests/backend`), starting with `if backend.skipped() { return; }`.
 #![allow(dead_code)]
+
+#[path = "../backend/mod.rs"]
+mod backend;
+pub use backend::*;
 
 use booking::client;
 use booking::http::{self, Options};
 use booking::{Booking, Config, GroupCommit, ManualClock};
 use serde_json::{json, Value};
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,34 +32,45 @@ pub struct TestServer {
     pub clock: ManualClock,
     shutdown: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
-    _dir: tempfile::TempDir,
+    /// The database (dropped after the server and its handle).
+    pub db: TestDb,
 }
 
 impl TestServer {
-    /// The default policy, on a manual clock (tests move time instead of sleeping).
+    /// The default policy, on a manual clock (tests move time instead of sleeping), on SQLite.
     pub fn start() -> TestServer {
-        TestServer::start_with(Config::default())
+        TestServer::on(Backend::GroupCommit)
     }
 
-    /// The given policy, on a manual clock standing now; group commit on unless the policy
-    /// says how (as in `booking-server`).
+    /// The default policy on `backend`'s engine.
+    pub fn on(backend: Backend) -> TestServer {
+        TestServer::start_on(backend, Config::default())
+    }
+
+    /// The given policy, on a manual clock standing now, on SQLite; group commit on unless the
+    /// policy says how (as in `booking-server`).
     pub fn start_with(cfg: Config) -> TestServer {
-        TestServer::start_with_options(cfg, |o| o)
+        TestServer::start_on(Backend::GroupCommit, cfg)
     }
 
-    /// [`TestServer::start_with`], with the HTTP options changed by `tweak`.
+    /// [`TestServer::start_with`] on `backend`'s engine.
+    pub fn start_on(backend: Backend, cfg: Config) -> TestServer {
+        TestServer::start_with_options(backend, cfg, |o| o)
+    }
+
+    /// [`TestServer::start_on`], with the HTTP options changed by `tweak`.
     pub fn start_with_options(
+        backend: Backend,
         mut cfg: Config,
         tweak: impl FnOnce(Options) -> Options,
     ) -> TestServer {
         if cfg.group_commit.is_none() {
             cfg.group_commit = Some(GroupCommit::default());
         }
-        let dir = tempfile::tempdir().expect("temp dir");
+        let db = TestDb::new(backend);
         let clock = ManualClock::new(chrono::Utc::now());
-        let booking =
-            Booking::open_with_clock(dir.path().join("booking.db"), cfg, Arc::new(clock.clone()))
-                .expect("open database");
+        let booking = Booking::open_with_clock(db.location(), cfg, Arc::new(clock.clone()))
+            .expect("open database");
         booking.operator().seed_demo_if_empty().expect("seed");
         let booking = Arc::new(booking);
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -74,7 +93,7 @@ impl TestServer {
             clock,
             shutdown,
             thread: Some(thread),
-            _dir: dir,
+            db,
         }
     }
 
@@ -400,7 +419,8 @@ pub struct Proc {
 }
 
 impl Proc {
-    pub fn spawn(db: &Path, args: &[&str]) -> Proc {
+    /// The server on `db` (a file path, or a URL: see [`TestDb::arg`]).
+    pub fn spawn(db: impl AsRef<OsStr>, args: &[&str]) -> Proc {
         Proc::spawn_via(None, db, args, &[])
     }
 
@@ -408,7 +428,7 @@ impl Proc {
     /// (for example to lower a limit with `ulimit`), with extra environment variables.
     pub fn spawn_via(
         shell_prefix: Option<&str>,
-        db: &Path,
+        db: impl AsRef<OsStr>,
         args: &[&str],
         envs: &[(&str, &str)],
     ) -> Proc {
@@ -424,7 +444,7 @@ impl Proc {
             }
         };
         cmd.arg("--db")
-            .arg(db)
+            .arg(db.as_ref())
             .args(["--addr", "127.0.0.1:0"])
             .args(args)
             .env_remove("BOOKING_JWT_SECRET")

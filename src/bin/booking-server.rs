@@ -16,7 +16,12 @@ use std::time::Duration;
 #[command(version, about)]
 struct Args {
     /// The database: a SQLite file, or a postgres:// URL (created if missing).
-    #[arg(long, env = "BOOKING_DB", default_value = "./booking.db", value_name = "PATH|URL")]
+    #[arg(
+        long,
+        env = "BOOKING_DB",
+        default_value = "./booking.db",
+        value_name = "PATH|URL"
+    )]
     db: Location,
     /// Address to listen on (port 0 picks a free port; the address is printed).
     #[arg(long, default_value = "127.0.0.1:8080")]

@@ -173,7 +173,12 @@ mod tests {
         ] {
             assert!(Location::from(url).is_postgres(), "{url}");
         }
-        for file in ["booking.db", "./postgres", "/var/lib/postgres://x", "postgres:/x"] {
+        for file in [
+            "booking.db",
+            "./postgres",
+            "/var/lib/postgres://x",
+            "postgres:/x",
+        ] {
             assert_eq!(Location::from(file), Location::File(file.into()), "{file}");
         }
         assert!(Location::from(PathBuf::from("postgres://h/db")).is_postgres());
@@ -182,7 +187,10 @@ mod tests {
     #[test]
     fn passwords_are_never_shown() {
         let l = Location::from("postgres://app:s3cret@db:5432/booking?application_name=x");
-        assert_eq!(l.to_string(), "postgres://app:***@db:5432/booking?application_name=x");
+        assert_eq!(
+            l.to_string(),
+            "postgres://app:***@db:5432/booking?application_name=x"
+        );
         assert!(!format!("{l:?}").contains("s3cret"));
         assert_eq!(
             Location::from("postgres://app@db/booking").to_string(),

@@ -185,7 +185,11 @@ impl Postgres {
             session: session_settings(cfg),
         };
         let pool = r2d2::Pool::builder()
-            .max_size(cfg.read_connections.max(1).saturating_add(EXTRA_CONNECTIONS))
+            .max_size(
+                cfg.read_connections
+                    .max(1)
+                    .saturating_add(EXTRA_CONNECTIONS),
+            )
             .min_idle(Some(1))
             // Waiting for a connection is waiting for the database: `busy` past the timeout
             // (with a floor, so that a tiny busy timeout does not fail the first connections
@@ -238,7 +242,10 @@ impl Postgres {
             let tx = PgTx::new(&mut conn, false);
             return f(&tx);
         }
-        begin(&mut conn, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
+        begin(
+            &mut conn,
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+        )?;
         let out = {
             let tx = PgTx::new(&mut conn, false);
             f(&tx)
@@ -322,9 +329,7 @@ fn finish(conn: &mut PgConn, sql: &str) -> Result<()> {
 
 fn back_off(attempt: u32) {
     let cap_ms = 2u64.saturating_pow(attempt.min(6)); // 2, 4, … 64 ms
-    std::thread::sleep(Duration::from_micros(rand::random_range(
-        0..cap_ms * 1000,
-    )));
+    std::thread::sleep(Duration::from_micros(rand::random_range(0..cap_ms * 1000)));
 }
 
 fn is_conflict(e: &::postgres::Error) -> bool {
@@ -617,7 +622,14 @@ fn bind_all<'a>(stmt: &Statement, params: &'a [&'a dyn ToParam]) -> Result<Vec<B
 }
 
 fn is_text(ty: &Type) -> bool {
-    [Type::TEXT, Type::VARCHAR, Type::BPCHAR, Type::NAME, Type::UNKNOWN].contains(ty)
+    [
+        Type::TEXT,
+        Type::VARCHAR,
+        Type::BPCHAR,
+        Type::NAME,
+        Type::UNKNOWN,
+    ]
+    .contains(ty)
 }
 
 /// A parameter as the type PostgreSQL inferred for it: the seam's integers bind to any integer
@@ -738,6 +750,9 @@ mod tests {
             dollar_params("SELECT 'is it ?1' || ?2, \"odd?3\" -- ?4\n FROM t WHERE x = ?3"),
             "SELECT 'is it ?1' || $2, \"odd?3\" -- ?4\n FROM t WHERE x = $3"
         );
-        assert_eq!(dollar_params("SELECT 'it''s ?1', ?1"), "SELECT 'it''s ?1', $1");
+        assert_eq!(
+            dollar_params("SELECT 'it''s ?1', ?1"),
+            "SELECT 'it''s ?1', $1"
+        );
     }
 }

@@ -2,11 +2,11 @@
 //! Presentation only — no SQL and no rules live here.
 
 use booking::{
-    Balance, Cancellation, Concert, ConcertId, Location, NewShowtime, Points, Pricing, Seat, SeatStatus,
-    SeedReport, Showtime, ShowtimeCancelled, ShowtimeId, ShowtimeReport, SweepReport, VerifyReport,
+    Balance, Cancellation, Concert, ConcertId, Location, NewShowtime, Points, Pricing, Seat,
+    SeatStatus, SeedReport, Showtime, ShowtimeCancelled, ShowtimeId, ShowtimeReport, SweepReport,
+    VerifyReport,
 };
 use std::fmt::Write as _;
-
 
 /// `1234567` as `1,234,567` (negative numbers keep their sign).
 pub fn points(n: i64) -> String {
@@ -306,7 +306,10 @@ pub fn queue_settings(s: &booking::QueueSettings) -> String {
         if s.paused { "PAUSED" } else { "running" },
     );
     if s.prequeue > 0 {
-        out.push_str(&format!("\nprequeue:         {} to place", points(s.prequeue)));
+        out.push_str(&format!(
+            "\nprequeue:         {} to place",
+            points(s.prequeue)
+        ));
     }
     out.push_str(&format!("\nadmitted so far:  {}", points(s.admitted_total)));
     out

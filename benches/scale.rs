@@ -252,7 +252,7 @@ fn hold_spread(
     args: &Args,
 ) -> Outcome {
     let n = seats.len() as u64;
-    let users = admitted(b.path(), args.max_ops.min(n) / 4 + 1);
+    let users = admitted(b.location().file().unwrap(), args.max_ops.min(n) / 4 + 1);
     run(1, args.limit(), args.max_ops.min(n), |i| {
         let seat = seats[((i * 7_919) % n) as usize];
         ok(b.hold(&users[i as usize / 4], *showtime, seat))

@@ -39,7 +39,7 @@ const MIGRATIONS: [&str; super::SCHEMA_VERSION] = [
 ];
 
 /// A key of `pg_advisory_xact_lock` that serializes migrations of one database.
-const MIGRATION_LOCK: i64 = 0x626f_6f6b_696e_67; // "booking"
+const MIGRATION_LOCK: i64 = 0x0062_6f6f_6b69_6e67; // "booking"
 
 /// How many times a write runs at most when it keeps meeting deadlocks or serialization
 /// failures; after the last, the caller gets `busy` (safe to retry).

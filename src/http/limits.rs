@@ -66,6 +66,7 @@ impl EnterLimit {
     }
 
     /// Addresses remembered now.
+    #[cfg(test)]
     pub fn tracked(&self) -> usize {
         self.read().as_ref().map_or(0, |l| l.len())
     }

@@ -323,10 +323,11 @@ fn make_data_dir(bin: &Path, data: &Path, root: bool) -> Result<(), String> {
     run(initdb, "initdb")?;
     // Cache it for the next test processes (whoever renames first wins).
     let partial = cache.with_extension(format!("partial-{}", std::process::id()));
-    if std::fs::create_dir_all(cache.parent().unwrap()).is_ok() && copy(data, &partial).is_ok() {
-        if std::fs::rename(&partial, &cache).is_err() {
-            let _ = std::fs::remove_dir_all(&partial);
-        }
+    if std::fs::create_dir_all(cache.parent().unwrap()).is_ok()
+        && copy(data, &partial).is_ok()
+        && std::fs::rename(&partial, &cache).is_err()
+    {
+        let _ = std::fs::remove_dir_all(&partial);
     }
     Ok(())
 }

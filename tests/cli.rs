@@ -12,6 +12,9 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+#[path = "backend/mod.rs"]
+mod backend;
+
 const USER: &str = "0b7e5a3c-5f7e-4d6a-9a38-2f4f1f6c9e21";
 
 /// A temporary directory holding `booking.db` (created by `booking-cli init` unless `bare`).
@@ -1022,5 +1025,61 @@ fn queue_controls_are_shown_set_and_cleared() {
     assert_eq!(
         status,
         json!({ "waiting": 0, "active": 0, "expired": 0, "prequeue": 0 })
+    );
+}
+
+/// On a `postgres://` URL: read commands refuse a database that does not exist, `init` creates
+/// and migrates it (again: nothing to do), and the rest works as on a file — `verify` included.
+#[test]
+fn init_creates_and_migrates_a_postgres_database() {
+    use backend::{Backend, Raw};
+    if Backend::Postgres.skipped() {
+        return;
+    }
+    let db = backend::pg::cluster().unwrap().reserve_database();
+    let run = |args: &[&str]| {
+        let out = cargo_bin_cmd!("booking-cli")
+            .env("BOOKING_DB", &db.url)
+            .args(args)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        (out.status.code().unwrap(), stdout, stderr)
+    };
+    let (code, out, _) = run(&["--json", "concert", "list"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["error"]["code"],
+        "not_found"
+    );
+    for _ in 0..2 {
+        let (code, out, err) = run(&["init"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("is ready (schema version 3)"), "{out}");
+    }
+    let (code, _, err) = run(&["seed", "demo"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, _) = run(&["--json", "concert", "list"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let (code, out, _) = run(&["verify"]);
+    assert_eq!((code, out.trim()), (0, "ok: every invariant holds"));
+    Raw::open(&booking::Location::from(db.url.as_str()))
+        .execute("UPDATE showtimes SET sold_seats = 1 WHERE id = 1", &[])
+        .unwrap();
+    let (code, out, _) = run(&["--json", "verify"]);
+    assert_eq!(code, 1);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        report["violations"][0]["invariant"], "showtime_sold_count",
+        "{report}"
     );
 }

@@ -122,6 +122,23 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// A name and URL for a database that does not exist yet (dropped with the guard if
+    /// something made it).
+    pub fn reserve_database(&self) -> Database {
+        let name = format!(
+            "booking_test_{}_new_{}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        Database {
+            url: with_dbname(&self.url, &name),
+            name,
+            admin: self.admin(),
+        }
+    }
+}
+
 /// `url` naming database `name` instead.
 fn with_dbname(url: &str, name: &str) -> String {
     let (scheme, rest) = url.split_once("://").expect("a URL");

@@ -38,7 +38,7 @@ pub fn cluster() -> Option<&'static Cluster> {
                 // Straight to stderr: the test harness would keep a passing test's output.
                 let _ = writeln!(
                     std::io::stderr(),
-                    "PostgreSQL half skipped: install Debian's postgresql or set \
+                    "\nPostgreSQL half skipped: install Debian's postgresql or set \
                      BOOKING_TEST_POSTGRES; see README ({why})"
                 );
             });

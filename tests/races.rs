@@ -131,12 +131,28 @@ fn payment_at_the_end_of_a_hold_never_coexists_with_a_new_hold(#[case] backend: 
     if backend.skipped() {
         return;
     }
+    let f = Arc::new(fixture(backend));
     for round in 0..40 {
-        let f = Arc::new(fixture(backend));
+        // A seat of its own and two new users per round (each round moves the clock to the end
+        // of a hold, five minutes on).
+        let show = f
+            .op()
+            .add_showtime(
+                f.concert,
+                &NewShowtime {
+                    sale_opens_at: None,
+                    starts_at: (f.clock.now() + chrono::Duration::days(1)).fixed_offset(),
+                    seats: 1,
+                    price: Pricing::Flat(pts(1_000)),
+                },
+                |_| {},
+            )
+            .unwrap();
+        let seat = f.seats_of(show)[0].id;
         let a = f.active_user();
         let b = f.active_user();
         f.b.charge(&a, pts(100_000), None).unwrap();
-        let t = f.b.hold(&a, f.showtime, f.seats[0]).unwrap();
+        let t = f.b.hold(&a, show, seat).unwrap();
         // Half the rounds race at the very last millisecond of the hold, half exactly at its end
         // (both well within b's active session).
         let at = if round % 2 == 0 {
@@ -150,7 +166,7 @@ fn payment_at_the_end_of_a_hold_never_coexists_with_a_new_hold(#[case] backend: 
             if i == 0 {
                 g.b.pay(&a, t.id, None).map(|_| ())
             } else {
-                g.b.hold(&b, g.showtime, g.seats[0]).map(|_| ())
+                g.b.hold(&b, show, seat).map(|_| ())
             }
         });
         let (paid, held) = (results[0].is_ok(), results[1].is_ok());

@@ -369,6 +369,16 @@ fn make_template(url: &str) -> Result<String, String> {
     c.batch_execute("DELETE FROM meta")
         .map_err(|e| e.to_string())?;
     drop(c);
+    // A database is copied only while no one is connected to it: no one may connect any more,
+    // and a pooled connection still on its way out is ended now.
+    let mut admin = Client::connect(url, NoTls).map_err(|e| e.to_string())?;
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {name} ALLOW_CONNECTIONS false;
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+        ))
+        .map_err(|e| e.to_string())?;
     Ok(name.to_string())
 }
 

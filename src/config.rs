@@ -5,13 +5,15 @@ use crate::money::Points;
 use std::fmt;
 use std::time::Duration;
 
-/// How hard SQLite syncs each commit to disk.
+/// How hard a commit is made durable before it is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
-    /// `synchronous=FULL`: an acknowledged commit survives power loss (the default).
+    /// SQLite `synchronous=FULL`, PostgreSQL `synchronous_commit=on`: an acknowledged commit
+    /// survives power loss (the default).
     Full,
-    /// `synchronous=NORMAL`: in WAL mode, a commit survives a process crash but the last
-    /// commits may be lost on power loss.
+    /// SQLite `synchronous=NORMAL`: in WAL mode, a commit survives a process crash but the last
+    /// commits may be lost on power loss. PostgreSQL `synchronous_commit=off`: a crash of the
+    /// database server may lose the last commits (never corrupt).
     Normal,
 }
 
@@ -102,16 +104,19 @@ pub struct Config {
     pub jwt_lifetime: Duration,
     /// The JWT signing secret; `None` uses the secret stored in the database (created once).
     pub jwt_secret: Option<Vec<u8>>,
-    /// How long a write waits for another process's write lock before failing with `busy`.
+    /// How long a write waits for another process's write lock (SQLite) or for a row lock
+    /// (PostgreSQL: `lock_timeout`) before failing with `busy`.
     pub busy_timeout: Duration,
     /// Commit durability.
     pub durability: Durability,
-    /// Pooled read connections.
+    /// Pooled read connections (SQLite). On PostgreSQL one pool serves reads and writes and
+    /// holds this many connections plus 4.
     pub read_connections: u32,
     /// How long Idempotency-Key records are kept (at least 24 h by contract).
     pub idempotency_retention: Duration,
     /// Group commit for request writes (enter, poll, hold, charge, pay): `None` runs each in its
-    /// own transaction; `Some` shares one commit among whatever requests are waiting.
+    /// own transaction; `Some` shares one commit among whatever requests are waiting. SQLite
+    /// only: on PostgreSQL concurrent commits share their WAL flushes already.
     pub group_commit: Option<GroupCommit>,
 }
 

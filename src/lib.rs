@@ -1,6 +1,6 @@
-//! `booking`: a concert-booking engine over embedded SQLite — a fair waiting room, seat holds
-//! that lapse on time, a points wallet with an append-only ledger, and all-or-nothing payments.
-//! The contract it keeps is `docs/API.md`.
+//! `booking`: a concert-booking engine over embedded SQLite or PostgreSQL — a fair waiting room,
+//! seat holds that lapse on time, a points wallet with an append-only ledger, and all-or-nothing
+//! payments. The contract it keeps is `docs/API.md`.
 //!
 //! ```no_run
 //! use booking::{Booking, Config, Points};
@@ -25,8 +25,10 @@
 //! - `queue`, `catalog`, `tickets`, `wallet`, `payments`, `cancellations`, `reports`,
 //!   `idempotency`, `maintenance`: the domain, pure functions over an open transaction; they
 //!   never see `Booking`.
-//! - `db`: the storage seam (`db::sql::Tx`) and the engine under it (SQLite: pragmas,
-//!   migrations from `schema.sql`, the read pool, the write path, group commit, checkpoints).
+//! - `db`: the storage seam (`db::sql::Tx`) and the engines under it, picked by the
+//!   [`Location`]: SQLite (pragmas, migrations from `schema.sql`, the read pool, the write path,
+//!   group commit, checkpoints) and, with the feature `postgres`, PostgreSQL (a pool, migrations
+//!   from `migrations/postgres/`, row locks, retried deadlocks).
 //! - `error`, `ids`, `money`, `clock`, `config`: the error enum, identifiers, [`Points`], time,
 //!   policy.
 //! - [`http`] (feature `server`): the only module that knows HTTP and JSON.

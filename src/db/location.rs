@@ -50,7 +50,11 @@ impl Location {
 
     fn of_os(s: &OsStr) -> Location {
         match s.to_str() {
-            Some(url) if is_url(url) => Location::Postgres(url.to_string()),
+            Some(url) if is_url(url) => {
+                // The scheme in lower case, as the client library takes it.
+                let (scheme, rest) = url.split_once("://").unwrap_or((url, ""));
+                Location::Postgres(format!("{}://{rest}", scheme.to_ascii_lowercase()))
+            }
             _ => Location::File(PathBuf::from(s)),
         }
     }
@@ -182,6 +186,10 @@ mod tests {
             assert_eq!(Location::from(file), Location::File(file.into()), "{file}");
         }
         assert!(Location::from(PathBuf::from("postgres://h/db")).is_postgres());
+        assert_eq!(
+            Location::from("PostgreSQL://U@H/Db").url(),
+            Some("postgresql://U@H/Db")
+        );
     }
 
     #[test]

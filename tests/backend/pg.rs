@@ -218,7 +218,9 @@ fn run(mut c: Command, what: &str) -> Result<(), String> {
 }
 
 /// The watchdog: starts the server, waits while the test process (`$1`) lives and the server
-/// runs, then stops the server at once and removes the cluster's directory.
+/// runs, stops the server at once, and once the test process is gone removes the cluster's
+/// directory. (A server that stopped by itself — its port taken at start — leaves the directory
+/// to the next try until then.)
 const WATCHDOG: &str = r#"
 parent=$1; bin=$2; dir=$3; port=$4
 "$bin/postgres" -D "$dir/data" -p "$port" -k "$dir" -c listen_addresses=127.0.0.1 \
@@ -229,6 +231,7 @@ pg=$!
 while [ -d "/proc/$parent" ] && kill -0 "$pg" 2>/dev/null; do sleep 0.2; done
 kill -QUIT "$pg" 2>/dev/null
 wait "$pg" 2>/dev/null
+while [ -d "/proc/$parent" ]; do sleep 0.5; done
 rm -rf "$dir"
 "#;
 

@@ -162,7 +162,11 @@ fn connect_creating(url: &str, pg: &::postgres::Config) -> Result<Client> {
     let ident = format!("\"{}\"", name.replace('"', "\"\""));
     match c.batch_execute(&format!("CREATE DATABASE {ident}")) {
         Ok(()) => {}
-        Err(e) if e.code() == Some(&SqlState::DUPLICATE_DATABASE) => {}
+        // Made meanwhile by another process: `duplicate_database`, or, when both created it at
+        // the same moment, a unique violation in the catalog.
+        Err(e)
+            if e.code() == Some(&SqlState::DUPLICATE_DATABASE)
+                || e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {}
         Err(e) => {
             return Err(Error::internal(format!(
                 "database {name} does not exist and cannot be created: {}",

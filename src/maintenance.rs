@@ -194,6 +194,14 @@ const CHECKS: &[(&str, Binds, &str)] = &[
          GROUP BY s.id, s.sold_seats HAVING s.sold_seats <> COUNT(seat.id)",
     ),
     (
+        "seat_stamped_within_its_showtime_version",
+        Binds::Nothing,
+        "SELECT 'seat ' || seat.id || ' is stamped with version ' || seat.version
+                || ' but showtime ' || s.id || ' is at ' || s.seat_version
+         FROM seats seat JOIN showtimes s ON s.id = seat.showtime_id
+         WHERE seat.version > s.seat_version",
+    ),
+    (
         "called_off_showtime_has_no_claims",
         Binds::Now,
         "SELECT 'showtime ' || s.id || ' was called off but seat ' || seat.id || ' is '

@@ -13,6 +13,7 @@ use crate::db::Now;
 use crate::error::{Closed, Entity, Error, Result};
 use crate::ids::{ConcertId, SeatId, ShowtimeId, TicketId, UserId};
 use crate::money::Points;
+use crate::seatmap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -282,6 +283,7 @@ pub(crate) fn hold(
         return Err(Error::HoldLimitReached(limit));
     }
     let until = now.plus(cfg.hold_ttl);
+    let version = seatmap::bump(c, showtime)?;
     let mut out = Vec::with_capacity(claims.len());
     for s in &claims {
         if let Some(lapsed) = s.ticket {
@@ -297,8 +299,8 @@ pub(crate) fn hold(
             params![user, showtime, s.id, s.price, now.ms, until],
         )?)?;
         c.execute(
-            "UPDATE seats SET ticket_id = ?2, held_until = ?3 WHERE id = ?1",
-            params![s.id, id, until],
+            "UPDATE seats SET ticket_id = ?2, held_until = ?3, version = ?4 WHERE id = ?1",
+            params![s.id, id, until, version],
         )?;
         out.push(Ticket {
             id,
@@ -342,7 +344,7 @@ pub(crate) fn release(c: &dyn Tx, now: Now, user: UserId, id: TicketId) -> Resul
         "UPDATE tickets SET status = 'released', ended_at = ?2 WHERE id = ?1",
         params![id, now.ms],
     )?;
-    free_seat(c, t.seat_id, id)?;
+    free_seat(c, t.showtime_id, t.seat_id, id)?;
     Ok(Ticket {
         status: TicketStatus::Released,
         ..t
@@ -386,11 +388,17 @@ pub(crate) fn extend(
 }
 
 /// Frees a seat that `ticket` claims (held or sold), so it is for sale again at once.
-pub(crate) fn free_seat(c: &dyn Tx, seat: SeatId, ticket: TicketId) -> Result<()> {
+pub(crate) fn free_seat(
+    c: &dyn Tx,
+    showtime: ShowtimeId,
+    seat: SeatId,
+    ticket: TicketId,
+) -> Result<()> {
+    let version = seatmap::bump(c, showtime)?;
     c.execute(
-        "UPDATE seats SET sold = 0, ticket_id = NULL, held_until = NULL
+        "UPDATE seats SET sold = 0, ticket_id = NULL, held_until = NULL, version = ?3
          WHERE id = ?1 AND ticket_id = ?2",
-        params![seat, ticket],
+        params![seat, ticket, version],
     )?;
     Ok(())
 }
@@ -410,11 +418,22 @@ pub(crate) fn sweep(c: &dyn Tx, now: Now) -> Result<usize> {
         "UPDATE tickets SET status = 'expired' WHERE status = 'held' AND held_until <= ?1",
         params![now.ms],
     )?;
-    c.execute(
-        "UPDATE seats SET ticket_id = NULL, held_until = NULL
+    // Freed seats change no status (a lapsed hold is available already), but they leave the
+    // last lapse of their showtime's version: bump it, so no map is named by an old version.
+    let showtimes: Vec<ShowtimeId> = c.rows(
+        "SELECT DISTINCT showtime_id FROM seats
          WHERE sold = 0 AND ticket_id IS NOT NULL AND held_until <= ?1",
         params![now.ms],
+        |r| r.get(0),
     )?;
+    for showtime in showtimes {
+        let version = seatmap::bump(c, showtime)?;
+        c.execute(
+            "UPDATE seats SET ticket_id = NULL, held_until = NULL, version = ?3
+             WHERE showtime_id = ?1 AND sold = 0 AND ticket_id IS NOT NULL AND held_until <= ?2",
+            params![showtime, now.ms, version],
+        )?;
+    }
     Ok(n)
 }
 

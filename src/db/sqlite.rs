@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 pub(super) type SharedConn = Arc<Mutex<Connection>>;
 
 /// The schema version this build writes (the number of migrations).
-pub const SCHEMA_VERSION: usize = 3;
+pub const SCHEMA_VERSION: usize = 4;
 
 /// `schema.sql` is migration 1; each later change is a file of `migrations/`.
 fn migrations() -> Migrations<'static> {
@@ -28,6 +28,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../schema.sql")),
         M::up(include_str!("../../migrations/0002_order_lifecycle.sql")).foreign_key_check(),
         M::up(include_str!("../../migrations/0003_waiting_room.sql")).foreign_key_check(),
+        M::up(include_str!("../../migrations/0004_seat_versions.sql")),
     ])
 }
 

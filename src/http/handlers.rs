@@ -7,6 +7,7 @@ use super::input::{
 };
 use super::reply::{Failure, Reply, JSON, PROMETHEUS};
 use super::router::{Access, Endpoint, Route};
+use super::seatmaps;
 use super::Shared;
 use crate::{Active, Identity};
 
@@ -43,7 +44,14 @@ fn admitted(shared: &Shared, route: Route, req: &Incoming, who: &Active) -> Resu
     let b = &*shared.booking;
     match route {
         Route::Showtimes(c) => ok(b.showtimes(who, c)?),
-        Route::Seats(c, s) => ok(b.seats(who, c, s)?),
+        Route::Seats(c, s) => seatmaps::answer(
+            b,
+            &shared.seat_maps,
+            who,
+            (c, s),
+            req.query_param("since").as_deref(),
+            req.if_none_match,
+        ),
         Route::Plain(Endpoint::Concerts) => ok(b.concerts(who)?),
         Route::Plain(Endpoint::Hold) => {
             let body: HoldBody = body_of(req, who)?;

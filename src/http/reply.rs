@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 /// Content types the server sends.
 pub const JSON: &str = "application/json";
-/// Prometheus text exposition format.
-pub const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The OpenMetrics text format (what `prometheus-client` writes; Prometheus scrapes it).
+pub const PROMETHEUS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Why a request failed: a rule of the library, or something about the HTTP request itself.
 #[derive(Debug)]

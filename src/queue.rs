@@ -807,6 +807,13 @@ pub(crate) fn counts(c: &dyn Tx, now: Now, cfg: &Config) -> Result<QueueCounts> 
     .ok_or_else(|| Error::internal("no counts"))
 }
 
+/// Places in line behind the frontier (an upper bound of the waiting entries) and the kept count
+/// of active sessions: O(1).
+pub(crate) fn kept_counts(c: &dyn Tx) -> Result<(i64, i64)> {
+    let st = state(c)?;
+    Ok(((st.next_seq - st.frontier).max(0), st.active_count))
+}
+
 /// The settings in force.
 pub(crate) fn settings(c: &dyn Tx, cfg: &Config) -> Result<QueueSettings> {
     let st = state(c)?;

@@ -116,14 +116,20 @@ fn public(shared: &Shared, route: Route, req: &Incoming) -> Result<Reply, Failur
         Route::Plain(Endpoint::Metrics) => Ok(Reply::bytes(
             200,
             PROMETHEUS,
-            shared.metrics.render(&shared.booking).into_bytes(),
+            shared
+                .metrics
+                .render(&shared.booking, shared.enter_limit.tracked())
+                .into_bytes(),
         )),
         Route::Plain(Endpoint::EnterQueue) => {
             if let Some(addr) = req.client {
-                shared
-                    .enter_limit
-                    .check(addr)
-                    .map_err(Failure::RateLimited)?;
+                shared.enter_limit.check(addr).map_err(|wait| {
+                    shared
+                        .metrics
+                        .rate_limited
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Failure::RateLimited(wait)
+                })?;
             }
             let body: TokenBody = req.json_or_empty()?;
             let entered = shared.booking.enter_queue(body.user_id)?;

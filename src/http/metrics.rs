@@ -51,6 +51,8 @@ pub struct Metrics {
     latency_by_route: Vec<OnceLock<Histogram>>,
     /// Handler panics turned into `500 internal`.
     pub panics: AtomicU64,
+    /// `POST /token` refused by the per-address limit (`429`).
+    pub rate_limited: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -60,6 +62,7 @@ impl Default for Metrics {
             latency: Family::new_with_constructor(latency_histogram),
             latency_by_route: (0..=Endpoint::ALL.len()).map(|_| OnceLock::new()).collect(),
             panics: AtomicU64::new(0),
+            rate_limited: AtomicU64::new(0),
         }
     }
 }
@@ -79,7 +82,7 @@ impl Metrics {
     }
 
     /// The OpenMetrics text exposition of these counters and the library's live figures.
-    pub fn render(&self, booking: &Booking) -> String {
+    pub fn render(&self, booking: &Booking, tracked_addresses: usize) -> String {
         let stats = booking
             .operator()
             .stats()
@@ -87,10 +90,15 @@ impl Metrics {
                 tracing::warn!(target: "booking::http", error = %e, "metrics: stats unavailable")
             })
             .ok();
-        self.exposition(stats, booking.batch_stats())
+        self.exposition(stats, booking.batch_stats(), tracked_addresses)
     }
 
-    fn exposition(&self, stats: Option<Stats>, batches: Option<BatchStats>) -> String {
+    fn exposition(
+        &self,
+        stats: Option<Stats>,
+        batches: Option<BatchStats>,
+        tracked_addresses: usize,
+    ) -> String {
         let mut r = Registry::default();
         r.register(
             "booking_http_requests",
@@ -107,16 +115,41 @@ impl Metrics {
             "Handler panics answered with 500 internal",
             ConstCounter::new(self.panics.load(Relaxed)),
         );
+        r.register(
+            "booking_http_rate_limited",
+            "New queue entries refused by the per-address limit (429)",
+            ConstCounter::new(self.rate_limited.load(Relaxed)),
+        );
+        r.register(
+            "booking_http_rate_limit_addresses",
+            "Client addresses the per-address limit remembers now",
+            ConstGauge::new(i64::try_from(tracked_addresses).unwrap_or(i64::MAX)),
+        );
         if let Some(s) = stats {
             r.register(
                 "booking_queue_waiting",
-                "Users waiting in the queue now",
+                "Places in line behind the admission frontier now (an upper bound of the users waiting)",
                 ConstGauge::new(s.waiting),
             );
             r.register(
                 "booking_queue_active",
                 "Users admitted (active) now",
                 ConstGauge::new(s.active),
+            );
+            r.register(
+                "booking_queue_prequeue",
+                "Users in the prequeue, not placed in line yet",
+                ConstGauge::new(s.prequeue),
+            );
+            r.register(
+                "booking_queue_admissions",
+                "Users admitted, ever (all processes on this database; its rate is admissions per second)",
+                ConstCounter::new(u64::try_from(s.admitted_total).unwrap_or(0)),
+            );
+            r.register(
+                "booking_queue_paused",
+                "1 while an operator has paused admission",
+                ConstGauge::new(i64::from(s.paused)),
             );
             r.register(
                 "booking_holds_live",
@@ -167,9 +200,13 @@ mod tests {
         m.record(Endpoint::Concerts, 200, Duration::from_millis(3));
         m.record(Endpoint::Unmatched, 418, Duration::from_secs(9));
         m.panics.fetch_add(2, Relaxed);
+        m.rate_limited.fetch_add(7, Relaxed);
         let stats = Stats {
             waiting: 3,
             active: 1,
+            prequeue: 9,
+            admitted_total: 11,
+            paused: true,
             live_holds: 2,
             payments: 5,
         };
@@ -178,7 +215,7 @@ mod tests {
             operations: 6,
             by_size: vec![("1", 3), ("2-3", 1)],
         };
-        let text = m.exposition(Some(stats), Some(batches));
+        let text = m.exposition(Some(stats), Some(batches), 13);
         let concerts = Endpoint::Concerts.label();
         for line in [
             "# TYPE booking_http_requests counter".to_string(),
@@ -200,6 +237,11 @@ mod tests {
             "booking_http_panics_total 2".to_string(),
             "booking_queue_waiting 3".to_string(),
             "booking_queue_active 1".to_string(),
+            "booking_queue_prequeue 9".to_string(),
+            "booking_queue_admissions_total 11".to_string(),
+            "booking_queue_paused 1".to_string(),
+            "booking_http_rate_limited_total 7".to_string(),
+            "booking_http_rate_limit_addresses 13".to_string(),
             "booking_holds_live 2".to_string(),
             "booking_payments_total 5".to_string(),
             "booking_group_commit_batches_total 4".to_string(),
@@ -220,7 +262,7 @@ mod tests {
 
     #[test]
     fn figures_that_cannot_be_read_are_left_out() {
-        let text = Metrics::default().exposition(None, None);
+        let text = Metrics::default().exposition(None, None, 0);
         assert!(text.contains("booking_http_panics_total 0"), "{text}");
         assert!(!text.contains("booking_queue"), "{text}");
         assert!(!text.contains("booking_group_commit"), "{text}");

@@ -11,6 +11,8 @@
 -- hold     POST /tickets, a distinct free seat each      holds.txt    (TOKEN SHOWTIME SEAT)
 -- charge   POST /points 1000 + Idempotency-Key           tokens.txt   (TOKEN)
 -- pay      POST /payments of a held ticket + key         pays.txt     (TOKEN TICKET)
+-- map304   GET a seat map with If-None-Match: ETAG       listing.txt  ETAG (3rd argument)
+-- since    GET a seat map ?since=VERSION                 listing.txt  VERSION (3rd argument)
 -- hold4    POST /tickets seat_ids: 4 seats of one user   holds.txt    (4 lines of one user)
 -- pay4     POST /payments ticket_ids: 4 held tickets     pays.txt     (4 lines of one user)
 --
@@ -30,8 +32,10 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
+local extra
 function init(args)
   mode = args[1]
+  extra = args[3]
   if (mode == "hold" or mode == "pay" or mode == "hold4" or mode == "pay4") and id > 0 then
     error("hold and pay use each line once: run them with -t1")
   end
@@ -69,6 +73,12 @@ function request()
     return wrk.format("GET", "/token", headers(row(false)[1]))
   elseif mode == "listing" then
     return wrk.format("GET", rows[1][2], headers(rows[1][1]))
+  elseif mode == "map304" then
+    local h = headers(rows[1][1])
+    h["If-None-Match"] = extra
+    return wrk.format("GET", rows[1][2], h)
+  elseif mode == "since" then
+    return wrk.format("GET", rows[1][2] .. "?since=" .. extra, headers(rows[1][1]))
   elseif mode == "hold" then
     local r = row(true) or { nil, "0", "0" }
     local body = string.format('{"showtime_id":%s,"seat_id":%s}', r[2], r[3])

@@ -47,6 +47,22 @@ enum Cmd {
         #[command(flatten)]
         plan: prepare::Plan,
     },
+    /// Fill a database's waiting room: ACTIVE admitted users and WAITING users in line, and
+    /// write sampled tokens of each for `wrk` (see `scripts/bench-queue.sh`).
+    PrepareQueue {
+        /// The database (created if missing).
+        #[arg(long)]
+        db: PathBuf,
+        /// Where to write `active.txt` and `waiting.txt`.
+        #[arg(long)]
+        out: PathBuf,
+        /// Admitted users.
+        #[arg(long, default_value_t = 100)]
+        active: u64,
+        /// Users in line behind them.
+        #[arg(long, default_value_t = 0)]
+        waiting: u64,
+    },
     /// Check every invariant of a database and count its sold seats and payments.
     Verify {
         /// The database (the server may be running on it).
@@ -95,6 +111,15 @@ fn try_main() -> anyhow::Result<bool> {
     match Cli::parse().cmd {
         Cmd::Prepare { db, out, plan } => {
             prepare::prepare(&db, out.as_deref(), &plan)?;
+            Ok(true)
+        }
+        Cmd::PrepareQueue {
+            db,
+            out,
+            active,
+            waiting,
+        } => {
+            prepare::prepare_queue(&db, &out, active, waiting)?;
             Ok(true)
         }
         Cmd::Journey(args) => run_journey(args),

@@ -184,6 +184,51 @@ fn seats(
     Ok((concert.id, all))
 }
 
+/// A waiting room of `active` admitted users and `waiting` users in line behind them (for the
+/// queue's scale benchmark), entered through the library; writes the tokens of up to 1,000
+/// active users (`active.txt`) and of up to 1,000 waiting ones spread along the line
+/// (`waiting.txt`). The server that serves it should run with `--max-active ACTIVE`.
+pub fn prepare_queue(db: &Path, out: &Path, active: u64, waiting: u64) -> anyhow::Result<()> {
+    let long = Duration::from_secs(7200);
+    let cfg = Config::default()
+        .with_durability(Durability::Normal)
+        .with_group_commit(Some(GroupCommit::default()))
+        .with_max_active(u32::try_from(active).context("--active is too large")?)
+        .with_active_ttl(long)
+        .with_idle_timeout(long);
+    let b = Booking::open(db, cfg).with_context(|| format!("cannot open {}", db.display()))?;
+    let tokens = Mutex::new(Vec::new());
+    let sample = |n: u64| (n / 1_000).max(1);
+    parallel(active + waiting, |i| {
+        let e = b.enter_queue(None)?;
+        let keep = if i < active {
+            i % sample(active) == 0
+        } else {
+            (i - active) % sample(waiting) == 0
+        };
+        if keep {
+            tokens.lock().unwrap().push((i, e.status.status, e.token));
+        }
+        Ok(0)
+    })?;
+    let mut tokens = tokens.into_inner().unwrap();
+    tokens.sort_by_key(|t| t.0);
+    std::fs::create_dir_all(out)?;
+    let of = |status: booking::EntryStatus| {
+        lines(
+            tokens
+                .iter()
+                .filter(|t| t.1 == status)
+                .map(|t| t.2.clone()),
+        )
+    };
+    write(out, "active.txt", of(booking::EntryStatus::Active))?;
+    write(out, "waiting.txt", of(booking::EntryStatus::Waiting))?;
+    let c = b.operator().queue_counts()?;
+    println!("queue: {} active, {} waiting", c.active, c.waiting);
+    Ok(())
+}
+
 /// `n` new users, entered (and admitted) now: their ids and tokens.
 fn enter(b: &Booking, n: u64) -> anyhow::Result<Vec<(Active, String)>> {
     let out = Mutex::new(Vec::with_capacity(n as usize));

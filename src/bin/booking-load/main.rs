@@ -62,6 +62,10 @@ enum Cmd {
         /// Users in line behind them.
         #[arg(long, default_value_t = 0)]
         waiting: u64,
+        /// Users in the prequeue of an opening a year ahead (`booking-cli queue open-at now`
+        /// opens it).
+        #[arg(long, default_value_t = 0)]
+        prequeue: u64,
     },
     /// Check every invariant of a database and count its sold seats and payments.
     Verify {
@@ -118,8 +122,9 @@ fn try_main() -> anyhow::Result<bool> {
             out,
             active,
             waiting,
+            prequeue,
         } => {
-            prepare::prepare_queue(&db, &out, active, waiting)?;
+            prepare::prepare_queue(&db, &out, active, waiting, prequeue)?;
             Ok(true)
         }
         Cmd::Journey(args) => run_journey(args),

@@ -188,7 +188,13 @@ fn seats(
 /// queue's scale benchmark), entered through the library; writes the tokens of up to 1,000
 /// active users (`active.txt`) and of up to 1,000 waiting ones spread along the line
 /// (`waiting.txt`). The server that serves it should run with `--max-active ACTIVE`.
-pub fn prepare_queue(db: &Path, out: &Path, active: u64, waiting: u64) -> anyhow::Result<()> {
+pub fn prepare_queue(
+    db: &Path,
+    out: &Path,
+    active: u64,
+    waiting: u64,
+    prequeue: u64,
+) -> anyhow::Result<()> {
     let long = Duration::from_secs(7200);
     let cfg = Config::default()
         .with_durability(Durability::Normal)
@@ -224,8 +230,27 @@ pub fn prepare_queue(db: &Path, out: &Path, active: u64, waiting: u64) -> anyhow
     };
     write(out, "active.txt", of(booking::EntryStatus::Active))?;
     write(out, "waiting.txt", of(booking::EntryStatus::Waiting))?;
+    if prequeue > 0 {
+        // An opening far ahead: these users wait in the prequeue until `queue open-at now`.
+        b.operator().change_queue(booking::QueueChange {
+            opens_at: Some(Some(b.now() + chrono::Duration::days(365))),
+            ..Default::default()
+        })?;
+        let pre = Mutex::new(Vec::new());
+        parallel(prequeue, |i| {
+            let e = b.enter_queue(None)?;
+            if i % sample(prequeue) == 0 {
+                pre.lock().unwrap().push(e.token);
+            }
+            Ok(0)
+        })?;
+        write(out, "prequeue.txt", lines(pre.into_inner().unwrap().into_iter()))?;
+    }
     let c = b.operator().queue_counts()?;
-    println!("queue: {} active, {} waiting", c.active, c.waiting);
+    println!(
+        "queue: {} active, {} waiting, {} in the prequeue",
+        c.active, c.waiting, c.prequeue
+    );
     Ok(())
 }
 

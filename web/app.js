@@ -14,11 +14,19 @@
 
 const POLL_WAITING_MS = 2500; // GET /token while waiting (keeps the entry alive, and admits)
 const POLL_ACTIVE_MS = 10000; // GET /token while active (notices the end of the turn)
+// Before a scheduled opening an entry need not poll: it asks now and then (in case the opening
+// moves), more often in the last seconds, and once right at the opening, spread over a second
+// so that a big prequeue does not arrive in the same instant.
+const POLL_PREQUEUE_FAR_MS = 60000;
+const POLL_PREQUEUE_NEAR_MS = 10000; // in the last minute
+const POLL_PREQUEUE_LAST_MS = 3000; // in the last ten seconds
+const OPENING_SPREAD_MS = 1000;
+const FULL_RETRY_S = [20, 40, 60]; // a full line: try again by ourselves after these waits
 const SEATS_REFRESH_MS = 4000; // the seat map and the dates' seats left
 const HIDDEN_PAUSE_MS = 60000; // stop polling after the tab has been hidden this long
 const LAPSED_SHOWN_MS = 15 * 60 * 1000; // lapsed holds stay listed this long
 const SEATS_PER_PAGE = 500; // larger showtimes get a page picker
-const STORE_KEY = "booking-demo"; // localStorage: token, user id, position when joined
+const STORE_KEY = "booking-demo"; // localStorage: token, user id, position when joined, prequeued
 const PICK_KEY = "booking-demo-pick"; // sessionStorage: the chosen concert and date
 const NAMES_KEY = "booking-demo-names"; // localStorage: concert titles and dates, for tickets
 const NOTES_KEY = "booking-demo-notes"; // localStorage: extensions and refunds, per ticket
@@ -31,6 +39,10 @@ const state = {
   userId: null,
   joinedAt: null, // position when this entry joined, for the progress bar
   queue: null, // the last QueueStatus
+  prequeued: false, // this entry waited for the opening (its place was drawn at random)
+  entering: null, // {kind: "rate" | "full", until}: joining was refused; shown until `until`
+  fullTries: 0, // tries refused in a row because the line was full
+  joining: false, // a POST /token is on its way
   overReason: null, // why the turn ended: "paid", "time", "idle", null
   concerts: [],
   concertId: null,
@@ -56,7 +68,7 @@ const state = {
   dismissed: new Set(), // lapsed ticket ids the visitor dismissed
   chargeEdited: false, // the visitor typed an amount: stop suggesting one
   hiddenSince: null,
-  paused: false,
+  asleep: false, // polling stopped because the tab was hidden for long
   clockOffset: 0, // server time minus this browser's time, when they differ noticeably
 };
 
@@ -70,11 +82,21 @@ const now = () => Date.now() + state.clockOffset;
 // The API: every request goes through api(); every error message comes from explain().
 
 class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, retryAfter = null) {
     super(message);
     this.status = status;
     this.code = code;
+    this.retryAfter = retryAfter; // seconds, from a Retry-After header
   }
+}
+
+/** Seconds from a Retry-After header (whole seconds, or an HTTP date); null if absent. */
+function retryAfter(res) {
+  const v = (res.headers.get("Retry-After") || "").trim();
+  if (!v) return null;
+  if (/^\d+$/.test(v)) return Number(v);
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? null : Math.max(0, Math.ceil((at - now()) / 1000));
 }
 
 /** Calls the API; resolves to the JSON body, or throws an ApiError. Retries `busy` (503). */
@@ -107,7 +129,7 @@ async function api(method, path, { body, key, auth = true, retries = 2 } = {}) {
     await sleep(400);
     return api(method, path, { body, key, auth, retries: retries - 1 });
   }
-  throw new ApiError(res.status, err.code, err.message);
+  throw new ApiError(res.status, err.code, err.message, retryAfter(res));
 }
 
 /** Keeps countdowns honest when this browser's clock differs from the server's. */
@@ -178,6 +200,10 @@ function explain(err, ctx = {}) {
       return "That is no longer there; the page has been refreshed.";
     case "busy":
       return "The server is busy right now. Please try again in a moment.";
+    case "rate_limited":
+      return "Too many people are joining from your network. Please try again in a moment.";
+    case "queue_full":
+      return "The line is full, try again in a moment.";
     case "idempotency_conflict":
     case "idempotency_key_reused":
       return "That request is already being handled. Please wait a moment.";
@@ -216,6 +242,7 @@ function loadStore() {
     state.token = s.token || null;
     state.userId = s.user_id || null;
     state.joinedAt = s.joined_position || null;
+    state.prequeued = Boolean(s.prequeued);
     const names = JSON.parse(localStorage.getItem(NAMES_KEY) || "null");
     if (names && names.concerts && names.showtimes) state.names = names;
     const notes = JSON.parse(localStorage.getItem(NOTES_KEY) || "null");
@@ -233,7 +260,12 @@ function saveStore() {
   try {
     localStorage.setItem(
       STORE_KEY,
-      JSON.stringify({ token: state.token, user_id: state.userId, joined_position: state.joinedAt }),
+      JSON.stringify({
+        token: state.token,
+        user_id: state.userId,
+        joined_position: state.joinedAt,
+        prequeued: state.prequeued,
+      }),
     );
     localStorage.setItem(NAMES_KEY, JSON.stringify(state.names));
     localStorage.setItem(NOTES_KEY, JSON.stringify(state.notes));
@@ -259,10 +291,15 @@ function forgetToken(message) {
 // Queue: join, poll, and the turn's states
 
 let queueTimer = null;
+let enterTimer = null;
 
+/** Enters the waiting room (or gets this visitor's live entry back). */
 async function join() {
-  const button = state.queue ? $("#rejoin") : $("#join");
-  button.disabled = true;
+  if (state.joining) return;
+  state.joining = true;
+  clearTimeout(enterTimer);
+  const buttons = [$("#join"), $("#rejoin"), $("#entering-retry")];
+  for (const b of buttons) b.disabled = true;
   try {
     let q;
     try {
@@ -271,31 +308,84 @@ async function join() {
       if (!state.userId || e.status !== 400) throw e;
       q = await api("POST", "/token", { body: {}, auth: false }); // an unknown id: a new visitor
     }
+    const wasEntering = state.entering;
+    state.entering = null;
+    state.fullTries = 0;
     state.token = q.token;
     state.userId = q.user_id;
     state.joinedAt = q.position || null;
+    state.prequeued = q.status === "prequeue";
     state.overReason = null;
     saveStore();
     await applyQueue(q);
-    scheduleQueuePoll(q.status === "waiting" ? POLL_WAITING_MS : POLL_ACTIVE_MS);
+    scheduleQueuePoll(nextPoll(q));
     if (q.status === "waiting") notify(`You joined the queue at position ${q.position}.`);
+    else if (wasEntering && q.status === "prequeue") notify("You're in: your entry for the opening is kept.");
   } catch (e) {
-    fail(e);
+    if (e.code === "rate_limited" || e.code === "queue_full") enterLater(e);
+    else fail(e);
   } finally {
-    button.disabled = false;
+    state.joining = false;
+    for (const b of buttons) b.disabled = false;
+    render();
   }
+}
+
+/**
+ * Joining was refused for now: too many entries from this address (429, wait Retry-After) or a
+ * full line (503, wait a while, longer each time). Says so, counts down, and tries again.
+ */
+function enterLater(e) {
+  let wait;
+  if (e.code === "rate_limited") {
+    wait = (e.retryAfter === null ? 5 : Math.max(1, e.retryAfter)) * 1000;
+    state.entering = { kind: "rate", until: Date.now() + wait };
+  } else {
+    const s = FULL_RETRY_S[Math.min(state.fullTries, FULL_RETRY_S.length - 1)];
+    state.fullTries += 1;
+    wait = Math.round(s + Math.random() * 5) * 1000; // spread: not every page at once
+    state.entering = { kind: "full", until: Date.now() + wait };
+  }
+  clearTimeout(enterTimer);
+  enterTimer = setTimeout(join, wait + 200 + Math.random() * 300); // just past the moment told
+  $("#toast").hidden = true;
+  const shown = !$("#entering").hidden;
+  render();
+  if (!shown) $("#entering-h").focus(); // read out once; the countdown itself is not announced
 }
 
 function scheduleQueuePoll(ms) {
   clearTimeout(queueTimer);
-  queueTimer = setTimeout(pollQueue, ms);
+  if (ms !== null) queueTimer = setTimeout(pollQueue, ms);
+}
+
+/** When to ask again about entry `q` (null: not at all, the turn is over). */
+function nextPoll(q) {
+  if (!q || q.status === "waiting") return POLL_WAITING_MS;
+  if (q.status === "active") return POLL_ACTIVE_MS;
+  if (q.status === "prequeue") return prequeuePoll(q.opens_at);
+  return null;
+}
+
+/** Before the opening: rarely, then more often, then once right at the opening. */
+function prequeuePoll(opensAt) {
+  if (!opensAt) return POLL_PREQUEUE_NEAR_MS; // the opening is not scheduled any more
+  const left = Date.parse(opensAt) - now();
+  const spread = Math.random() * OPENING_SPREAD_MS;
+  if (left <= 0) return 1000 + spread; // opened: the next call places this entry
+  if (left <= POLL_PREQUEUE_LAST_MS) return left + 200 + spread; // at the opening
+  if (left <= 10000) return Math.min(POLL_PREQUEUE_LAST_MS, left - 1000);
+  if (left <= 70000) return Math.min(POLL_PREQUEUE_NEAR_MS, left - 10000);
+  return Math.min(POLL_PREQUEUE_FAR_MS, left - 60000);
 }
 
 async function pollQueue() {
   clearTimeout(queueTimer);
   if (!state.token) return;
-  if (hiddenTooLong()) {
-    state.paused = true; // resumed by the visibilitychange handler
+  // Hidden for long: stop asking (the waiting entry drops out, as it would if the tab were
+  // closed). A prequeue entry needs no polls, so its few go on: the opening is not missed.
+  if (hiddenTooLong() && !(state.queue && state.queue.status === "prequeue")) {
+    state.asleep = true; // woken by the visibilitychange handler
     renderWaiting();
     return;
   }
@@ -305,36 +395,52 @@ async function pollQueue() {
     if (e.code === "unauthorized") return forgetToken(explain(e));
     if (e.code === "network") notify(explain(e), "error");
   }
-  const status = state.queue && state.queue.status;
-  if (status === "waiting" || status === "active" || !state.queue) {
-    scheduleQueuePoll(status === "waiting" || !state.queue ? POLL_WAITING_MS : POLL_ACTIVE_MS);
-  }
+  if (state.token) scheduleQueuePoll(nextPoll(state.queue));
 }
 
 async function applyQueue(q) {
-  const before = state.queue ? state.queue.status : null;
+  const prev = state.queue;
+  const before = prev ? prev.status : null;
   state.queue = q;
+  if (q.status === "prequeue" && !state.prequeued) {
+    state.prequeued = true;
+    saveStore();
+  }
   if (q.status === "waiting" && (!state.joinedAt || q.position > state.joinedAt)) {
     state.joinedAt = q.position;
     saveStore();
   }
   render();
   if (before !== q.status) await onTurnChange(before, q.status);
+  else if (q.status === "waiting" && prev.paused !== q.paused) {
+    notify(
+      q.paused
+        ? "Admission is paused by the organiser. You keep your place in line."
+        : "Admission has resumed: people are being let in again, in the same order.",
+    );
+  }
 }
 
 async function onTurnChange(before, after) {
   if (after === "active") {
-    if (before === "waiting") notify("It's your turn! Pick a concert, a date and a seat.");
+    if (before === "waiting" || before === "prequeue") notify("It's your turn! Pick a concert, a date and a seat.");
     await Promise.all([loadConcerts(), loadWallet(), loadTickets(), loadHistory()]);
     scheduleSeatRefresh(0);
   } else if (after === "expired") {
     if (!state.overReason) {
-      state.overReason = before === "waiting" ? "idle" : before === "active" ? "time" : null;
+      state.overReason = before === "waiting" || before === "prequeue" ? "idle" : before === "active" ? "time" : null;
     }
     stopSeatRefresh();
     render();
     await Promise.all([loadWallet(), loadTickets(), loadHistory()]);
   } else if (after === "waiting") {
+    if (before === "prequeue") {
+      // Placed in line: from now on the entry must poll; a hidden tab gets its full minute.
+      if (state.hiddenSince !== null) state.hiddenSince = Date.now();
+      notify(`The sale is open. Your place in line: ${state.queue.position}.`);
+    }
+    stopSeatRefresh();
+  } else if (after === "prequeue") {
     stopSeatRefresh();
   }
 }
@@ -349,15 +455,18 @@ function onVisibility() {
     return;
   }
   state.hiddenSince = null;
-  if (state.paused) {
-    state.paused = false;
+  if (state.asleep) {
+    state.asleep = false;
     notify("Welcome back: checking your place in the queue.");
   }
   pollQueue();
   if (view() === "active") scheduleSeatRefresh(0);
 }
 
-/** Which screen to show: "none" (not joined), "loading", "waiting", "active" or "expired". */
+/**
+ * Which screen to show: "none" (not joined), "loading", "prequeue", "waiting", "active" or
+ * "expired".
+ */
 function view() {
   if (!state.token) return "none";
   return state.queue ? state.queue.status : "loading";
@@ -941,6 +1050,24 @@ function countdown(ms) {
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
 }
 
+/** A countdown that may be long: "0:06", "1:02:03", "3 d 04:05:06". */
+function longCountdown(ms) {
+  const s = Math.max(0, Math.ceil(ms / 1000));
+  const two = (n) => String(n).padStart(2, "0");
+  const [d, h, m, sec] = [Math.floor(s / 86400), Math.floor(s / 3600) % 24, Math.floor(s / 60) % 60, s % 60];
+  if (d) return `${d} d ${two(h)}:${two(m)}:${two(sec)}`;
+  if (h) return `${h}:${two(m)}:${two(sec)}`;
+  return `${m}:${two(sec)}`;
+}
+
+const secFmt = new Intl.DateTimeFormat("en-US", { hour: "numeric", minute: "2-digit", second: "2-digit", timeZoneName: "short" });
+/** Like longTime, with the seconds when the moment is not on a whole minute. */
+function openingTime(iso) {
+  const d = new Date(iso);
+  const hour = d.getSeconds() ? secFmt.format(d) : hourFmt.format(d);
+  return `${hour} on ${dayFmt.format(d)}`;
+}
+
 function aboutDuration(seconds) {
   if (seconds === null || seconds === undefined) return "unknown";
   if (seconds < 60) return "under a minute";
@@ -950,16 +1077,21 @@ function aboutDuration(seconds) {
 
 function render() {
   const v = view();
-  $("#welcome").hidden = v !== "none" && v !== "loading";
+  const entering = Boolean(state.entering);
+  $("#entering").hidden = !entering;
+  $("#welcome").hidden = entering || (v !== "none" && v !== "loading");
   $("#join").hidden = v === "loading";
   $("#loading").hidden = v !== "loading";
+  $("#prequeue").hidden = v !== "prequeue";
   $("#waiting").hidden = v !== "waiting";
   $("#catalog").hidden = v !== "active";
-  $("#over").hidden = v !== "expired";
+  $("#over").hidden = entering || v !== "expired";
   $("#side").hidden = v !== "active" && v !== "expired";
   arrangeSide(v);
   renderTurn();
   renderSteps();
+  renderEntering();
+  renderPrequeue();
   renderWaiting();
   renderOver();
   renderSelection();
@@ -976,10 +1108,12 @@ function arrangeSide(v) {
 function renderTurn() {
   const q = state.queue;
   const v = view();
+  const opens = q && q.opens_at ? Date.parse(q.opens_at) - now() : 0;
   const text = {
-    none: "Not in the queue",
+    none: state.entering ? "Joining the queue…" : "Not in the queue",
     loading: "Checking your place…",
-    waiting: q && `Waiting · position ${q.position}`,
+    prequeue: opens > 0 ? `Sale opens in ${longCountdown(opens)}` : "Sale opening…",
+    waiting: q && `Waiting · position ${q.position}${q.paused ? " · paused" : ""}`,
     active: q && q.expires_at ? `Your turn · ${countdown(Date.parse(q.expires_at) - now())} left` : "Your turn",
     expired: "Turn over",
   }[v];
@@ -1004,20 +1138,70 @@ function renderSteps() {
   }
 }
 
+/** Joining refused for now: too many entries from this network, or the line is full. */
+function renderEntering() {
+  const e = state.entering;
+  if (!e) return;
+  const left = Math.max(0, Math.ceil((e.until - Date.now()) / 1000));
+  const rate = e.kind === "rate";
+  const set = (sel, text) => {
+    if ($(sel).textContent !== text) $(sel).textContent = text;
+  };
+  set("#entering-h", rate ? "Joining the queue…" : "The line is full");
+  set(
+    "#entering-text",
+    rate
+      ? `Too many people are joining from your network; trying again ${left ? `in ${left} s` : "now"}.`
+      : "The line is full, try again in a moment.",
+  );
+  set(
+    "#entering-later",
+    state.joining
+      ? "Trying again now…"
+      : rate
+        ? "You don't need to do anything: this page joins the queue by itself."
+        : `This page tries again by itself in ${left} s.`,
+  );
+  $("#entering-retry").hidden = rate;
+}
+
+/** Before the opening: when, the time left, and why arriving early does not matter. */
+function renderPrequeue() {
+  const q = state.queue;
+  if (!q || q.status !== "prequeue") return;
+  const left = q.opens_at ? Date.parse(q.opens_at) - now() : null;
+  const opening = q.opens_at ? openingTime(q.opens_at) : "a time the organiser has not set yet";
+  if ($("#opens-at").textContent !== opening) $("#opens-at").textContent = opening;
+  const timer = left === null ? "–" : longCountdown(left);
+  if ($("#opens-in").textContent !== timer) $("#opens-in").textContent = timer;
+  const note =
+    left !== null && left <= 0
+      ? "The sale is opening: drawing your place in line…"
+      : "Keep this tab open: your place in line is shown here as soon as it is drawn. Reloading the page keeps your entry.";
+  if ($("#prequeue-note").textContent !== note) $("#prequeue-note").textContent = note;
+  $("#prequeue-paused").hidden = !q.paused;
+}
+
 function renderWaiting() {
   const q = state.queue;
   if (!q || q.status !== "waiting") return;
   $("#position").textContent = String(q.position);
-  $("#eta").textContent = aboutDuration(q.estimated_wait_seconds);
+  $("#eta").textContent = q.paused ? "Paused" : aboutDuration(q.estimated_wait_seconds);
+  $("#waiting-h").textContent = state.prequeued ? "The sale is open: you are in line" : "You are in the waiting room";
+  $("#drawn").hidden = !state.prequeued;
+  $("#drawn-place").textContent = String(q.position);
+  $("#paused-note").hidden = !q.paused;
   const start = Math.max(state.joinedAt || q.position, q.position);
   const bar = $("#queue-progress");
   bar.value = Math.round((100 * (start - q.position + 1)) / (start + 1));
   bar.setAttribute("aria-valuetext", `position ${q.position} of ${start} when you joined`);
-  $("#waiting-note").textContent = state.paused
+  $("#waiting-note").textContent = state.asleep
     ? "Paused while this tab is in the background. Come back to this tab to keep your place."
-    : q.position === 1
-      ? "You are next! We check every few seconds and let you in as soon as a place frees up. Keep this tab open; reloading keeps your place."
-      : "We check your place every few seconds and let you in as soon as it is your turn. Keep this tab open; reloading keeps your place.";
+    : q.paused
+      ? "We go on checking every few seconds, so that you keep your place. Keep this tab open; reloading keeps your place."
+      : q.position === 1
+        ? "You are next! We check every few seconds and let you in as soon as a place frees up. Keep this tab open; reloading keeps your place."
+        : "We check your place every few seconds and let you in as soon as it is your turn. Keep this tab open; reloading keeps your place.";
 }
 
 function renderOver() {
@@ -1483,6 +1667,8 @@ function renderHistory() {
 
 function tick() {
   renderTurn();
+  renderEntering();
+  renderPrequeue();
   for (const el of document.querySelectorAll(".time-left")) {
     el.textContent = countdown(Date.parse(el.dataset.until) - now());
   }
@@ -1539,6 +1725,7 @@ function start() {
   loadStore();
   $("#join").addEventListener("click", join);
   $("#rejoin").addEventListener("click", join);
+  $("#entering-retry").addEventListener("click", join);
   $("#charge-form").addEventListener("submit", charge);
   $("#hold-selected").addEventListener("click", holdSelected);
   $("#clear-selection").addEventListener("click", clearSelection);

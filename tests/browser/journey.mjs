@@ -180,6 +180,7 @@ async function startServer(bin, name, flags, prepare = null) {
   const m = srv.out.split("\n")[0].match(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
   if (!m) throw new Error(`${name}: no address on the first line: ${srv.out}`);
   srv.url = `${m[1]}/`;
+  srv.db = db;
   log(`browser: ${name}: booking-server ${flags.join(" ")} at ${srv.url}`);
   return srv;
 }
@@ -647,6 +648,215 @@ async function lifecycle(bin) {
   }
 }
 
+/** `ms` as booking-cli takes it: RFC 3339 in whole seconds. */
+const rfc3339 = (ms) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+
+/** The opening as the page shows it in Seoul: "8:00:07 PM GMT+9 on Sat, Dec 5, 2026". */
+function seoulOpening(iso) {
+  const opts = { timeZone: "Asia/Seoul" };
+  const withSeconds = new Date(iso).getUTCSeconds() !== 0;
+  const hour = new Intl.DateTimeFormat("en-US", {
+    ...opts, hour: "numeric", minute: "2-digit", ...(withSeconds ? { second: "2-digit" } : {}), timeZoneName: "short",
+  });
+  const day = new Intl.DateTimeFormat("en-US", { ...opts, weekday: "short", month: "short", day: "numeric", year: "numeric" });
+  return `${hour.format(new Date(iso))} on ${day.format(new Date(iso))}`;
+}
+
+/** Seconds shown by a countdown "m:ss". */
+const secondsOf = (t) => t.split(":").reduce((n, x) => n * 60 + Number(x), 0);
+
+/** Counts the GET /token requests of a page. */
+function countPolls(page) {
+  const polls = [];
+  page.on("request", (r) => {
+    if (r.method() === "GET" && new URL(r.url()).pathname === "/token") polls.push(Date.now());
+  });
+  return polls;
+}
+
+/**
+ * The opening of a sale. X (over the API) is let in before any opening is scheduled
+ * (max-active 1). booking-cli then schedules the opening 7 s ahead on the running server's
+ * database, and P joins: the prequeue screen says when the sale opens, counts down, explains
+ * that arriving early buys nothing, survives a reload, and asks the server only now and then.
+ * At the opening P's place is drawn and shown (1: P is the whole prequeue, and X's turn is
+ * still on); when X pays, which ends X's turn, P is let in.
+ */
+async function opening(bin) {
+  const srv = await startServer(bin, "opening", ["--max-active", "1"]);
+  const x = await call(srv, "POST", "/token", { body: {} });
+  if (x.status !== "active") throw new Error(`X was not let in at once: ${JSON.stringify(x)}`);
+  const opensAt = rfc3339(Math.ceil((Date.now() + 7000) / 1000) * 1000);
+  const show = cli(bin, srv.db, "queue", "open-at", opensAt);
+  if (Date.parse(show.opens_at) !== Date.parse(opensAt)) throw new Error(`queue open-at answered ${JSON.stringify(show)}`);
+  const p = await visitor("P", DESKTOP);
+  const polls = countPolls(p);
+  try {
+    await p.goto(srv.url);
+    await p.getByRole("button", { name: "Join the queue" }).click();
+    await visible(p, "#prequeue");
+    const joined = polls.length;
+    await text(p, "#prequeue", new RegExp(`The sale opens at ${escapeRe(seoulOpening(opensAt))}`));
+    await text(p, "#prequeue", /Arriving earlier buys nothing: at the opening, everyone who is here is placed in line in a random order/);
+    const first = await text(p, "#opens-in", /^0:0[1-7]$/);
+    await text(p, "#turn", /^Sale opens in 0:0\d$/);
+    await shot(p, "17-prequeue-desktop");
+    await p.reload(); // the entry survives a reload
+    await text(p, "#opens-at", new RegExp(`^${escapeRe(seoulOpening(opensAt))}$`));
+    const later = await text(p, "#opens-in", /^0:0\d$/);
+    await until("the countdown to go down", async () => secondsOf(await p.locator("#opens-in").innerText()) < secondsOf(first), 3000);
+    if (secondsOf(later) > secondsOf(first)) throw new Error(`the countdown went from ${first} to ${later}`);
+
+    // The opening: P's place is drawn and shown; X is still active, so P waits.
+    await text(p, "#drawn", /^Your place in line: 1 \(drawn at random at the opening\)$/, 15000);
+    const inPrequeue = polls.length - joined;
+    if (Date.now() < Date.parse(opensAt)) throw new Error("a place was shown before the opening");
+    // A reload and the countdown's few checks, and one at the opening; nothing like every second.
+    if (inPrequeue > 6) throw new Error(`${inPrequeue} GET /token before the opening`);
+    await text(p, "#waiting-h", /^The sale is open: you are in line$/);
+    await text(p, "#position", /^1$/);
+    await text(p, "#turn", /^Waiting · position 1$/);
+    await toast(p, /^The sale is open\. Your place in line: 1\.$/);
+    await p.setViewportSize(PHONE);
+    await shot(p, "18-place-drawn-phone");
+    await p.setViewportSize(DESKTOP);
+
+    // X pays, which ends X's turn: P is let in.
+    await payOnce(srv, x.token, 30);
+    await visible(p, "#catalog");
+    await toast(p, /It's your turn/);
+    await text(p, "#turn", /^Your turn · \d+:\d\d left$/);
+  } catch (e) {
+    await shot(p, "failed-opening-P").catch(() => {});
+    throw e;
+  } finally {
+    checkErrors([p]);
+    await p.context().close().catch(() => {});
+  }
+}
+
+/** X, over the API, holds a seat and pays for it: that ends X's turn. */
+async function payOnce(srv, token, number) {
+  const [first] = await call(srv, "GET", "/concerts/1", { token });
+  const seats = await call(srv, "GET", `/concerts/1:${first.id}`, { token });
+  const s = seats.find((x) => x.number === number);
+  const held = await call(srv, "POST", "/tickets", { token, body: { showtime_id: first.id, seat_id: s.id } });
+  await call(srv, "POST", "/points", { token, body: { amount: held.price } });
+  await call(srv, "POST", "/payments", { token, body: { ticket_id: held.id } });
+}
+
+/**
+ * The operator's pause, and a full line (max-active 1, max-waiting 1). X (over the API) is
+ * let in; P waits at position 1; Q finds the line full (503): told so, with a button to try
+ * again. `booking-cli queue pause`: P's page says admission is paused and P keeps the place
+ * (no estimate), even once X's turn ends; `queue resume`: P is let in, and Q, trying again,
+ * gets the place in line.
+ */
+async function pausedAndFull(bin) {
+  const srv = await startServer(bin, "pause", ["--max-active", "1", "--max-waiting", "1"]);
+  const x = await call(srv, "POST", "/token", { body: {} });
+  const p = await visitor("P", DESKTOP);
+  const q = await visitor("Q", PHONE);
+  const pages = [p, q];
+  try {
+    await p.goto(srv.url);
+    await p.getByRole("button", { name: "Join the queue" }).click();
+    await text(p, "#position", /^1$/);
+    await text(p, "#eta", /about \d+ min|under a minute/);
+    if (await p.locator("#paused-note").isVisible()) throw new Error("a paused note before any pause");
+
+    // The line is full: Q is told so, and may try again.
+    await q.goto(srv.url);
+    await q.getByRole("button", { name: "Join the queue" }).click();
+    await visible(q, "#entering");
+    await text(q, "#entering-h", /^The line is full$/);
+    await text(q, "#entering-text", /^The line is full, try again in a moment\.$/);
+    await text(q, "#entering-later", /^This page tries again by itself in \d+ s\.$/);
+    await visible(q, "#entering-retry");
+    if (await q.locator("#welcome").isVisible()) throw new Error("the welcome screen is still shown");
+    if (await q.locator("#toast").isVisible()) throw new Error(`a message for a full line: ${await q.locator("#toast-text").innerText()}`);
+    await shot(q, "19-line-full-phone");
+
+    // Paused: P keeps the place, with no estimate.
+    const paused = cli(bin, srv.db, "queue", "pause");
+    if (paused.paused !== true) throw new Error(`queue pause answered ${JSON.stringify(paused)}`);
+    await visible(p, "#paused-note", 8000);
+    await text(p, "#paused-note", /^Admission is paused by the organiser\. Nobody is let in for now, and you keep your place in line/);
+    await text(p, "#eta", /^Paused$/);
+    await text(p, "#position", /^1$/);
+    await text(p, "#turn", /^Waiting · position 1 · paused$/);
+    await toast(p, /^Admission is paused by the organiser\. You keep your place in line\.$/);
+    await shot(p, "20-paused-desktop");
+    // X's turn ends, yet nobody is let in while paused.
+    await payOnce(srv, x.token, 30);
+    const poll = await p.waitForResponse((r) => r.request().method() === "GET" && new URL(r.url()).pathname === "/token", { timeout: 8000 });
+    if ((await poll.json()).status !== "waiting") throw new Error("P was let in while admission was paused");
+    await sleep(300);
+    await text(p, "#paused-note", /Admission is paused/, 1000);
+    await text(p, "#position", /^1$/, 1000);
+
+    // Resumed: P is let in.
+    const resumed = cli(bin, srv.db, "queue", "resume");
+    if (resumed.paused !== false) throw new Error(`queue resume answered ${JSON.stringify(resumed)}`);
+    await visible(p, "#catalog", 8000);
+    await toast(p, /It's your turn/);
+
+    // Q tries again: in line now.
+    await q.getByRole("button", { name: "Try again now" }).click();
+    await visible(q, "#waiting");
+    await text(q, "#position", /^1$/);
+    await toast(q, /^You joined the queue at position 1\.$/);
+  } catch (e) {
+    for (const pg of pages) await shot(pg, `failed-pause-${pg.visitorName}`).catch(() => {});
+    throw e;
+  } finally {
+    checkErrors(pages);
+    for (const pg of pages) await pg.context().close().catch(() => {});
+  }
+}
+
+/**
+ * Entries limited per address: 12 a minute (one more every 5 s). The test's own 12 entries
+ * (from the same address) use them up; R's entry is refused (429): the page says why, counts
+ * down from Retry-After, and gets in by itself, with no error shown.
+ */
+async function rateLimited(bin) {
+  const rate = 12;
+  const srv = await startServer(bin, "rate", ["--enter-rate-per-ip", String(rate)]);
+  const r = await visitor("R", DESKTOP);
+  const posts = [];
+  r.on("response", (res) => {
+    if (res.request().method() === "POST" && new URL(res.url()).pathname === "/token") posts.push(res.status());
+  });
+  try {
+    await r.goto(srv.url);
+    for (let i = 0; i < rate; i += 1) await call(srv, "POST", "/token", { body: {} });
+    await r.getByRole("button", { name: "Join the queue" }).click();
+    const first = await text(r, "#entering-text", /^Too many people are joining from your network; trying again in [1-5] s\.$/);
+    await text(r, "#entering-later", /this page joins the queue by itself/);
+    if (await r.locator("#entering-retry").isVisible()) throw new Error("a retry button while the wait is known");
+    await text(r, "#turn", /^Joining the queue…$/);
+    await shot(r, "21-too-many-joining-desktop");
+    const n = (t) => Number(t.match(/in (\d+) s/)[1]);
+    if (n(first) > 1) {
+      await until("the wait to count down", async () => {
+        const t = await r.locator("#entering-text").innerText();
+        return /in \d+ s/.test(t) && n(t) < n(first);
+      }, 3000);
+    }
+    await visible(r, "#catalog", 12000);
+    await text(r, "#turn", /^Your turn · \d+:\d\d left$/);
+    if (posts[0] !== 429 || posts[posts.length - 1] !== 201) throw new Error(`POST /token answered ${posts.join(", ")}`);
+    if (await r.locator("#toast[data-kind=error]").isVisible()) throw new Error(`an error: ${await r.locator("#toast-text").innerText()}`);
+  } catch (e) {
+    await shot(r, "failed-rate-R").catch(() => {});
+    throw e;
+  } finally {
+    checkErrors([r]);
+    await r.context().close().catch(() => {});
+  }
+}
+
 function checkErrors(pages) {
   const errors = pages.flatMap((p) => p.errors);
   if (errors.length) throw new Error(`errors in the page:\n  ${errors.join("\n  ")}`);
@@ -672,6 +882,9 @@ async function main() {
     ["two visitors: waiting room, hold, race, charge, pay, ticket", twoVisitors],
     ["a hold that lapses is shown as lapsed and released", lapsedHold],
     ["several seats held at once, released, extended, paid together, cancelled for a refund; a sale not open yet", lifecycle],
+    ["the opening of a sale: the prequeue counts down, then a place is drawn and the visitor let in", opening],
+    ["admission paused by the organiser, then resumed; a full line", pausedAndFull],
+    ["too many entries from one address: a friendly wait, then in", rateLimited],
   ];
   let passed = 0;
   let failed = 0;

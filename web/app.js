@@ -48,7 +48,9 @@ const state = {
   concertId: null,
   showtimes: [],
   showtimeId: null,
-  seats: [],
+  seats: [], // the seat map kept, by number: fetched whole once, then kept current by diffs
+  mapKey: null, // whose map state.seats is: "concert:showtime"
+  mapVersion: null, // its version (the ETag's value): what the next diff is asked from
   seatPage: 0,
   infoSeat: null, // [seat id, section] described under the map
   selected: [], // seat ids picked on the map and not held yet (this date only)
@@ -99,12 +101,18 @@ function retryAfter(res) {
   return Number.isNaN(at) ? null : Math.max(0, Math.ceil((at - now()) / 1000));
 }
 
-/** Calls the API; resolves to the JSON body, or throws an ApiError. Retries `busy` (503). */
-async function api(method, path, { body, key, auth = true, retries = 2 } = {}) {
+/**
+ * Calls the API; resolves to the JSON body, or throws an ApiError. Retries `busy` (503).
+ * With `etag` (sent as If-None-Match) or `raw`, resolves to {notModified, data, etag} instead:
+ * a 304 is {notModified: true, data: null}.
+ */
+async function api(method, path, opts = {}) {
+  const { body, key, auth = true, retries = 2, etag = null, raw = false } = opts;
   const headers = { Accept: "application/json" };
   if (auth && state.token) headers.Authorization = `Bearer ${state.token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (key) headers["Idempotency-Key"] = key;
+  if (etag) headers["If-None-Match"] = etag;
   let res;
   try {
     res = await fetch(path, {
@@ -117,17 +125,19 @@ async function api(method, path, { body, key, auth = true, retries = 2 } = {}) {
     throw new ApiError(0, "network", String(e));
   }
   noteServerClock(res);
+  const tag = res.headers.get("ETag");
+  if (res.status === 304) return { notModified: true, data: null, etag: tag || etag };
   let data = null;
   try {
     data = await res.json();
   } catch (e) {
     data = null;
   }
-  if (res.ok) return data;
+  if (res.ok) return etag || raw ? { notModified: false, data, etag: tag } : data;
   const err = data && data.error ? data.error : { code: "internal", message: res.statusText };
   if (err.code === "busy" && retries > 0) {
     await sleep(400);
-    return api(method, path, { body, key, auth, retries: retries - 1 });
+    return api(method, path, { ...opts, retries: retries - 1 });
   }
   throw new ApiError(res.status, err.code, err.message, retryAfter(res));
 }
@@ -476,6 +486,8 @@ function view() {
 // Catalog: concerts, dates, seats
 
 let seatTimer = null;
+let seatLoads = Promise.resolve(); // seat map loads, one after another
+const seatIndex = new Map(); // seat id → its entry in state.seats
 
 async function loadConcerts() {
   try {
@@ -501,14 +513,79 @@ async function loadShowtimes() {
   renderDates();
 }
 
-async function loadSeats() {
+/**
+ * Brings the chosen date's seat map up to date. The first load of a map fetches it whole and
+ * keeps its version (the ETag); every later one asks only for the seats that changed since that
+ * version (`?since=`), with the ETag as If-None-Match, so that an unchanged map costs a 304 with
+ * no body. Only the seats that changed are drawn again. Loads run one after another, so each
+ * asks from the latest version.
+ */
+function loadSeats() {
+  const run = seatLoads.then(loadSeatsNow);
+  seatLoads = run.catch(() => {});
+  return run;
+}
+
+async function loadSeatsNow() {
   if (!state.concertId || !state.showtimeId) return;
   const key = `${state.concertId}:${state.showtimeId}`;
-  const seats = await api("GET", `/concerts/${key}`);
+  const from = state.mapKey === key ? state.mapVersion : null;
+  const r = from
+    ? await api("GET", `/concerts/${key}?since=${encodeURIComponent(from)}`, { etag: `"${from}"` })
+    : await api("GET", `/concerts/${key}`, { raw: true });
   if (key !== `${state.concertId}:${state.showtimeId}`) return; // the choice changed meanwhile
-  state.seats = seats;
+  if (r.notModified) return; // nothing changed: nothing to draw
+  if (Array.isArray(r.data)) {
+    keepMap(key, r.data, versionOf(r.etag));
+    pruneSelection();
+    renderSeats();
+    return;
+  }
+  if (state.mapKey !== key || state.mapVersion !== from) return; // the map was dropped meanwhile
+  const changed = applyChanges(r.data.seats);
+  state.mapVersion = r.data.version;
+  if (changed && !changed.length) return; // (seats coming again, as they were)
   pruneSelection();
-  renderSeats();
+  renderSeats(changed);
+}
+
+/** Keeps `seats` as the map `key` at `version`. */
+function keepMap(key, seats, version) {
+  state.seats = seats;
+  state.mapKey = key;
+  state.mapVersion = version;
+  seatIndex.clear();
+  for (const s of seats) seatIndex.set(s.id, s);
+}
+
+/** The version an ETag names (`"17.1767312000000"`, maybe weak); null if there is none. */
+function versionOf(etag) {
+  const m = /^(?:W\/)?"([^"]*)"$/.exec((etag || "").trim());
+  return m ? m[1] : null;
+}
+
+/**
+ * Applies the seats of a diff to the map in place; resolves to the seats whose status changed,
+ * or null when the map's layout changed (a seat it did not have, a price), to draw it all.
+ */
+function applyChanges(seats) {
+  const changed = [];
+  let layout = false;
+  for (const s of seats) {
+    const seat = seatIndex.get(s.id);
+    if (!seat) {
+      state.seats.push(s);
+      seatIndex.set(s.id, s);
+      layout = true;
+    } else if (seat.status !== s.status || seat.price !== s.price || seat.number !== s.number) {
+      layout = layout || seat.price !== s.price || seat.number !== s.number;
+      Object.assign(seat, s);
+      changed.push(seat);
+    }
+  }
+  if (!layout) return changed;
+  state.seats.sort((a, b) => a.number - b.number);
+  return null;
 }
 
 /** Drops selected seats that someone else took meanwhile (or that are not of this date). */
@@ -536,7 +613,7 @@ async function selectConcert(id) {
   state.concertId = id;
   state.showtimeId = null;
   state.showtimes = [];
-  state.seats = [];
+  keepMap(null, [], null);
   state.selected = [];
   saveStore();
   renderConcerts();
@@ -584,8 +661,8 @@ async function refreshSeats() {
     if (e.code === "queue_not_active") return pollQueue();
     if (e.code === "not_found") await loadConcerts();
   }
-  // A large showtime's map is a large answer: ask for it less often.
-  scheduleSeatRefresh(SEATS_REFRESH_MS * Math.max(1, Math.ceil(state.seats.length / 2000)));
+  // Only what changed comes back (usually nothing: a 304), however large the map.
+  scheduleSeatRefresh(SEATS_REFRESH_MS);
 }
 
 /**
@@ -880,6 +957,9 @@ async function payFor(tickets) {
   try {
     const p = await api("POST", "/payments", { body: { ticket_ids: tickets.map((t) => t.id) }, key: newKey("pay") });
     state.overReason = "paid";
+    // Sold at once on the map; paying ends the turn, so the map is asked again when the visitor
+    // is let in again (for what changed since).
+    for (const t of tickets) markSeat(t.seat_id, "sold");
     const t = tickets[0];
     notify(
       tickets.length === 1
@@ -1272,8 +1352,11 @@ function seatLabel(seat, status) {
   return `Seat ${seat.number}, ${pts(seat.price)}, ${STATUS_TEXT[status]}`;
 }
 
-/** Draws the seat map, or updates it in place (keeping keyboard focus) when only statuses changed. */
-function renderSeats() {
+/**
+ * Draws the seat map, or updates it in place (keeping keyboard focus) when only statuses changed;
+ * with `changed` (seats of the map drawn, whose status changed), updates only those.
+ */
+function renderSeats(changed = null) {
   const box = $("#seatmap");
   $("#seats-box").hidden = !state.showtimeId;
   if (!state.showtimeId || !state.seats.length) {
@@ -1281,16 +1364,19 @@ function renderSeats() {
     renderSelection();
     return box.replaceChildren();
   }
-  const pages = Math.ceil(state.seats.length / SEATS_PER_PAGE);
-  state.seatPage = Math.min(state.seatPage, pages - 1);
-  const shown = state.seats.slice(state.seatPage * SEATS_PER_PAGE, (state.seatPage + 1) * SEATS_PER_PAGE);
-  const layout = `${state.showtimeId}/${state.seatPage}/${shown.length}/${shown.map((s) => s.price).join(",")}`;
-  if (box.dataset.layout !== layout) {
-    box.dataset.layout = layout;
-    box.replaceChildren(...drawSections(shown));
-    state.infoSeat = null;
-    $("#seat-info").textContent = "Hover over or focus a seat to see its price.";
-    renderSeatPages(pages);
+  let shown = changed;
+  if (!changed || !(box.dataset.layout || "").startsWith(`${state.showtimeId}/${state.seatPage}/`)) {
+    const pages = Math.ceil(state.seats.length / SEATS_PER_PAGE);
+    state.seatPage = Math.min(state.seatPage, pages - 1);
+    shown = state.seats.slice(state.seatPage * SEATS_PER_PAGE, (state.seatPage + 1) * SEATS_PER_PAGE);
+    const layout = `${state.showtimeId}/${state.seatPage}/${shown.length}/${shown.map((s) => s.price).join(",")}`;
+    if (box.dataset.layout !== layout) {
+      box.dataset.layout = layout;
+      box.replaceChildren(...drawSections(shown));
+      state.infoSeat = null;
+      $("#seat-info").textContent = "Hover over or focus a seat to see its price.";
+      renderSeatPages(pages);
+    }
   }
   for (const seat of shown) {
     const b = seatButton(seat.id);
@@ -1399,7 +1485,7 @@ function renderSeatPages(pages) {
   box.replaceChildren(h("label", { for: "seat-page" }, "Show "), select);
 }
 
-const currentSeat = (id) => state.seats.find((s) => s.id === id);
+const currentSeat = (id) => seatIndex.get(id);
 
 /** Arrow keys move between seats: left and right by one, up and down by a row of ten. */
 function onSeatKey(event) {

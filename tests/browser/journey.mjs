@@ -130,6 +130,36 @@ async function choose(page, listSelector, re) {
   await page.locator(`${listSelector} button`).filter({ hasText: re }).first().click();
 }
 
+/** Requests for a seat map: the whole map, or (with ?since=) what changed. */
+const SEAT_MAP = /\/concerts\/\d+:\d+(\?since=[^&]*)?$/;
+
+/**
+ * Makes the page's seat map stale: seat n is shown available whatever it is. Every seat map
+ * request is answered with every seat (n forged) and a version the server never had, so that
+ * the page's refreshes keep getting the forged map; once the returned function has put the
+ * server back, the page's next refresh (from that unknown version) gets every seat as it is.
+ */
+async function staleSeat(page, n) {
+  const forge = async (route) => {
+    const asked = new URL(route.request().url());
+    const url = new URL(asked);
+    url.searchParams.set("since", "stale"); // unknown to the server: every seat
+    const headers = { ...route.request().headers() };
+    delete headers["if-none-match"];
+    const resp = await route.fetch({ url: url.toString(), headers });
+    if (resp.status() !== 200) return route.fulfill({ response: resp });
+    const { seats } = await resp.json();
+    for (const s of seats) if (s.number === n) s.status = "available";
+    await route.fulfill({
+      status: 200,
+      headers: { ETag: '"stale"' },
+      json: asked.searchParams.has("since") ? { version: "stale", seats } : seats,
+    });
+  };
+  await page.route(SEAT_MAP, forge);
+  return () => page.unroute(SEAT_MAP, forge);
+}
+
 /** The holds-panel card of seat n. */
 const holdCard = (page, n) => page.locator("#holds-list li").filter({ hasText: new RegExp(`^Seat ${n} ·`) });
 
@@ -346,20 +376,14 @@ async function twoVisitors(bin) {
     }
 
     // A race B loses: B's map is stale (seat 4 shown available); the server answers 409.
-    const seatsRoute = /\/concerts\/\d+:\d+$/;
-    await b.route(seatsRoute, async (route) => {
-      const resp = await route.fetch();
-      const seats = await resp.json();
-      for (const s of seats) if (s.number === 4) s.status = "available";
-      await route.fulfill({ response: resp, json: seats });
-    });
+    const fresh = await staleSeat(b, 4);
     await seatIs(b, 4, "available", 10000);
     await seat(b, 4).click();
     await b.getByRole("button", { name: "Hold 1 seat" }).click();
     await toast(b, /Someone else was faster: seat 4 was just taken/);
     await seatIs(b, 4, "available"); // (the stale map) but no longer selected
     await shot(b, "07-someone-else-was-faster-desktop", { fullPage: false });
-    await b.unroute(seatsRoute);
+    await fresh();
     await seatIs(b, 4, "held by someone else", 10000);
 
     // A pays for the other seat after the turn ended; B's map shows it sold.
@@ -391,6 +415,92 @@ async function twoVisitors(bin) {
     await seatIs(b, 5, "sold to you");
   } catch (e) {
     for (const p of pages) await shot(p, `failed-journey-${p.visitorName}`).catch(() => {});
+    throw e;
+  } finally {
+    checkErrors(pages);
+    for (const p of pages) await p.context().close().catch(() => {});
+  }
+}
+
+/**
+ * Two visitors on the same date's map. A's page fetches the map whole once, then asks only for
+ * what changed (`?since=`, with If-None-Match: a 304 while nothing did). B holds seat 7: A's
+ * page, never reloaded (a mark left on its window survives, no navigation), shows it held by
+ * someone else within the refresh period, redrawing that seat in place; B releases it: A sees it
+ * available again. A made one whole-map request, and no diff carried the whole map.
+ */
+async function liveMap(bin) {
+  const REFRESH_MS = 4000; // the page's refresh period (web/app.js)
+  const srv = await startServer(bin, "live", []);
+  const a = await visitor("A", DESKTOP);
+  const b = await visitor("B", PHONE);
+  const pages = [a, b];
+  const whole = [];
+  const diffs = [];
+  const bodies = [];
+  let notModified = 0;
+  let navigations = 0;
+  a.on("request", (r) => {
+    const url = new URL(r.url());
+    if (r.method() !== "GET" || !/^\/concerts\/\d+:\d+$/.test(url.pathname)) return;
+    if (!url.searchParams.has("since")) return whole.push(url.pathname);
+    diffs.push([url.searchParams.get("since"), r.headers()["if-none-match"] || null]);
+  });
+  a.on("response", (r) => {
+    const url = new URL(r.url());
+    if (!/^\/concerts\/\d+:\d+$/.test(url.pathname) || !url.searchParams.has("since")) return;
+    if (r.status() === 304) notModified += 1;
+    else if (r.status() === 200) bodies.push(r.json().catch(() => null));
+  });
+  a.on("framenavigated", (f) => {
+    if (f === a.mainFrame()) navigations += 1;
+  });
+  try {
+    for (const p of pages) {
+      await p.goto(srv.url);
+      await p.getByRole("button", { name: "Join the queue" }).click();
+      await visible(p, "#catalog");
+      await choose(p, "#concerts", /Aurora Strings/);
+      await p.locator("#dates button").first().click();
+      await seatIs(p, 7, "available");
+    }
+    const loaded = navigations;
+    await a.evaluate(() => {
+      window.stillThisPage = true;
+      document.querySelector('#seatmap button[aria-label^="Seat 7,"]').keptInPlace = true;
+    });
+
+    // B holds seat 7: A's page shows it held by someone else, without a reload.
+    await seat(b, 7).click();
+    await b.getByRole("button", { name: "Hold 1 seat" }).click();
+    await seatIs(b, 7, "held by you");
+    const held = Date.now();
+    await seatIs(a, 7, "held by someone else", REFRESH_MS + 2000);
+    const after = Date.now() - held;
+    const kept = await a.evaluate(() => ({
+      page: window.stillThisPage === true,
+      seat: document.querySelector('#seatmap button[aria-label^="Seat 7,"]').keptInPlace === true,
+    }));
+    if (!kept.page || navigations !== loaded) throw new Error("A's page was loaded again");
+    if (!kept.seat) throw new Error("A's map was drawn anew rather than seat 7 updated in place");
+    await shot(a, "22-seat-held-elsewhere-desktop", { fullPage: false });
+
+    // B releases it: A sees it available again.
+    await holdCard(b, 7).getByRole("button", { name: "Release seat 7" }).click();
+    await seatIs(b, 7, "available");
+    await seatIs(a, 7, "available", REFRESH_MS + 2000);
+    await until("a 304 for an unchanged map", () => notModified > 0, REFRESH_MS + 2000);
+
+    // One whole map, then only diffs, each from a version with its ETag; none the whole map.
+    if (whole.length !== 1) throw new Error(`A fetched the whole map ${whole.length} times: ${whole.join(", ")}`);
+    if (!diffs.length) throw new Error("A never asked for what changed (?since=)");
+    const odd = diffs.filter(([since, tag]) => !/^\d+\.\d+$/.test(since) || tag !== `"${since}"`);
+    if (odd.length) throw new Error(`diffs asked as ${JSON.stringify(odd)}`);
+    const sizes = (await Promise.all(bodies)).filter(Boolean).map((d) => d.seats.length);
+    if (!sizes.some((n) => n > 0) || sizes.some((n) => n > 2)) throw new Error(`A's diffs carried ${JSON.stringify(sizes)} seats`);
+    log(`browser:      A saw B's hold after ${(after / 1000).toFixed(1)} s; 1 whole map, ${diffs.length} diffs asked, ${notModified} of them 304`);
+  } catch (e) {
+    for (const p of pages) await shot(p, `failed-live-${p.visitorName}`).catch(() => {});
     throw e;
   } finally {
     checkErrors(pages);
@@ -504,13 +614,7 @@ async function lifecycle(bin) {
     await seatIs(d, 25, "held by someone else");
 
     // A stale map shows seat 25 available: holding 24 and 25 together fails for both.
-    const seatsRoute = /\/concerts\/\d+:\d+$/;
-    await d.route(seatsRoute, async (route) => {
-      const resp = await route.fetch();
-      const list = await resp.json();
-      for (const x of list) if (x.number === 25) x.status = "available";
-      await route.fulfill({ response: resp, json: list });
-    });
+    const fresh = await staleSeat(d, 25);
     await seatIs(d, 25, "available", 10000);
     await seat(d, 24).click();
     await seat(d, 25).click();
@@ -520,7 +624,7 @@ async function lifecycle(bin) {
     await seatIs(d, 24, "selected");
     await text(d, "#selection-count", /^1 of 4 selected: seat 24 ·/);
     await shot(d, "12-several-seats-refused-desktop", { fullPage: false });
-    await d.unroute(seatsRoute);
+    await fresh();
     await seatIs(d, 25, "held by someone else", 10000);
     if (await d.locator("#holds-list li").count()) throw new Error("a refused hold of two seats held one");
 
@@ -880,6 +984,7 @@ async function main() {
   });
   const tests = [
     ["two visitors: waiting room, hold, race, charge, pay, ticket", twoVisitors],
+    ["two visitors on one map: a seat held by one turns held on the other's page, by diffs, with no reload", liveMap],
     ["a hold that lapses is shown as lapsed and released", lapsedHold],
     ["several seats held at once, released, extended, paid together, cancelled for a refund; a sale not open yet", lifecycle],
     ["the opening of a sale: the prequeue counts down, then a place is drawn and the visitor let in", opening],

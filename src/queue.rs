@@ -366,13 +366,12 @@ fn head(c: &dyn Tx) -> Result<Option<(i64, i64)>> {
 
 /// Whether some active session has lapsed and is not retired yet (one index probe).
 fn lapsed_sessions(c: &dyn Tx, now: Now) -> Result<bool> {
-    Ok(c
-        .row(
-            "SELECT 1 FROM queue_entries WHERE status = 'active' AND active_until <= ?1 LIMIT 1",
-            params![now.ms],
-            |_| Ok(()),
-        )?
-        .is_some())
+    Ok(c.row(
+        "SELECT 1 FROM queue_entries WHERE status = 'active' AND active_until <= ?1 LIMIT 1",
+        params![now.ms],
+        |_| Ok(()),
+    )?
+    .is_some())
 }
 
 /// Read-only: would [`advance`] change anything now that matters to this poll?
@@ -848,7 +847,9 @@ pub(crate) fn change(c: &dyn Tx, now: Now, cfg: &Config, ch: QueueChange) -> Res
         }
     }
     let keep = |v: Option<u32>| v.map(i64::from);
-    let max_active = ch.max_active.map_or(keep(st.max_active), |v| v.map(i64::from));
+    let max_active = ch
+        .max_active
+        .map_or(keep(st.max_active), |v| v.map(i64::from));
     let per_minute = ch
         .admit_per_minute
         .map_or(keep(st.admit_per_minute), |v| v.map(i64::from));

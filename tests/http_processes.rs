@@ -121,7 +121,12 @@ fn kill_9_while_paying_loses_no_acknowledged_payment() {
                         Ok(r) => panic!("release failed: {}", r.text()),
                         Err(_) => return,
                     }
-                    match send("POST", &format!("/tickets/{}/extend", ids[0]), None, json!({})) {
+                    match send(
+                        "POST",
+                        &format!("/tickets/{}/extend", ids[0]),
+                        None,
+                        json!({}),
+                    ) {
                         Ok(r) => assert_eq!(r.status, 200, "{}", r.text()),
                         Err(_) => return,
                     }
@@ -195,7 +200,11 @@ fn kill_9_while_paying_loses_no_acknowledged_payment() {
     };
     for (token, ticket, refund) in cancelled.lock().unwrap().iter() {
         assert_eq!(ticket_status(token, *ticket).as_deref(), Some("cancelled"));
-        let ledger = server.client().with_token(token).get("/point_history").json();
+        let ledger = server
+            .client()
+            .with_token(token)
+            .get("/point_history")
+            .json();
         assert!(
             ledger
                 .as_array()

@@ -41,8 +41,14 @@ fn the_31st_entry_from_one_address_within_a_minute_is_rate_limited() {
     // Nothing was entered by the refused requests; the metrics count them.
     assert_eq!(srv.booking.operator().queue_counts().unwrap().active, 32);
     let m = srv.client().get("/metrics").text();
-    assert!(m.lines().any(|l| l == "booking_http_rate_limited_total 2"), "{m}");
-    assert!(m.lines().any(|l| l == "booking_queue_admissions_total 32"), "{m}");
+    assert!(
+        m.lines().any(|l| l == "booking_http_rate_limited_total 2"),
+        "{m}"
+    );
+    assert!(
+        m.lines().any(|l| l == "booking_queue_admissions_total 32"),
+        "{m}"
+    );
     assert!(m.lines().any(|l| l == "booking_queue_paused 0"), "{m}");
 }
 

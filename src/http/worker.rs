@@ -78,7 +78,9 @@ pub fn run_sweeper(shared: &Shared) {
         match shared.booking.operator().place_prequeue() {
             Ok(n) if n > 0 => continue, // more to place: no pause
             Ok(_) => {}
-            Err(e) => tracing::warn!(target: "booking::http", error = %e, "placing the prequeue failed"),
+            Err(e) => {
+                tracing::warn!(target: "booking::http", error = %e, "placing the prequeue failed")
+            }
         }
         std::thread::sleep(POLL);
         if tidied.elapsed() >= TIDY_EVERY {

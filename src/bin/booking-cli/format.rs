@@ -309,7 +309,10 @@ pub fn queue_settings(s: &booking::QueueSettings) -> String {
         if s.paused { "PAUSED" } else { "running" },
     );
     if s.prequeue > 0 {
-        out.push_str(&format!("\nprequeue:         {} to place", points(s.prequeue)));
+        out.push_str(&format!(
+            "\nprequeue:         {} to place",
+            points(s.prequeue)
+        ));
     }
     out.push_str(&format!("\nadmitted so far:  {}", points(s.admitted_total)));
     out

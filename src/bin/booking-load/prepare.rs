@@ -221,12 +221,7 @@ pub fn prepare_queue(
     tokens.sort_by_key(|t| t.0);
     std::fs::create_dir_all(out)?;
     let of = |status: booking::EntryStatus| {
-        lines(
-            tokens
-                .iter()
-                .filter(|t| t.1 == status)
-                .map(|t| t.2.clone()),
-        )
+        lines(tokens.iter().filter(|t| t.1 == status).map(|t| t.2.clone()))
     };
     write(out, "active.txt", of(booking::EntryStatus::Active))?;
     write(out, "waiting.txt", of(booking::EntryStatus::Waiting))?;
@@ -244,7 +239,11 @@ pub fn prepare_queue(
             }
             Ok(0)
         })?;
-        write(out, "prequeue.txt", lines(pre.into_inner().unwrap().into_iter()))?;
+        write(
+            out,
+            "prequeue.txt",
+            lines(pre.into_inner().unwrap().into_iter()),
+        )?;
     }
     let c = b.operator().queue_counts()?;
     println!(

@@ -67,6 +67,16 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         prequeue: u64,
     },
+    /// Sell out a new showtime of SEATS seats (four per buyer) and print its id (to time
+    /// `booking-cli showtime cancel` on it).
+    PrepareSoldOut {
+        /// The database (created if missing).
+        #[arg(long)]
+        db: PathBuf,
+        /// Seats of the showtime.
+        #[arg(long, default_value_t = 50_000)]
+        seats: u32,
+    },
     /// Check every invariant of a database and count its sold seats and payments.
     Verify {
         /// The database (the server may be running on it).
@@ -125,6 +135,10 @@ fn try_main() -> anyhow::Result<bool> {
             prequeue,
         } => {
             prepare::prepare_queue(&db, &out, active, waiting, prequeue)?;
+            Ok(true)
+        }
+        Cmd::PrepareSoldOut { db, seats } => {
+            prepare::prepare_sold_out(&db, seats)?;
             Ok(true)
         }
         Cmd::Journey(args) => run_journey(args),

@@ -253,6 +253,36 @@ pub fn prepare_queue(
     Ok(())
 }
 
+/// A sold-out showtime of `seats` seats (four per buyer, each buyer paying once for four), for
+/// timing `booking-cli showtime cancel` on it. Prints the showtime's id.
+pub fn prepare_sold_out(db: &Path, seats: u32) -> anyhow::Result<()> {
+    let cfg = Config::default()
+        .with_durability(Durability::Normal)
+        .with_group_commit(Some(GroupCommit::default()))
+        .with_max_active(u32::MAX)
+        .with_active_ttl(Duration::from_secs(7200));
+    let b = Booking::open(db, cfg).with_context(|| format!("cannot open {}", db.display()))?;
+    let c = concert(&b, "Sold out", 1, seats);
+    b.operator().seed(&CatalogFile { concerts: vec![c] }, |_| {})?;
+    let concert = b.operator().concerts()?.pop().context("the concert just added")?;
+    let showtime = b.operator().showtimes(concert.id)?[0].id;
+    let ids: Vec<SeatId> = b.operator().seats(showtime)?.iter().map(|s| s.id).collect();
+    let buyers = ids.len().div_ceil(4) as u64;
+    parallel(buyers, |i| {
+        let e = b.enter_queue(None)?;
+        let who = b.authorize_active(&e.token)?;
+        let mine = &ids[(i as usize * 4)..((i as usize + 1) * 4).min(ids.len())];
+        let held = b.hold_seats(&who, showtime, mine)?;
+        let sum = held.iter().map(|t| t.price.get()).sum::<i64>();
+        b.charge(&who, Points::new(sum), None)?;
+        let tickets: Vec<_> = held.iter().map(|t| t.id).collect();
+        b.pay_tickets(&who, &tickets, None)?;
+        Ok(0)
+    })?;
+    println!("{showtime}");
+    Ok(())
+}
+
 /// `n` new users, entered (and admitted) now: their ids and tokens.
 fn enter(b: &Booking, n: u64) -> anyhow::Result<Vec<(Active, String)>> {
     let out = Mutex::new(Vec::with_capacity(n as usize));

@@ -111,13 +111,20 @@ fn median(mut rounds: Vec<Outcome>) -> Outcome {
 }
 
 /// Removes the entries a measurement of `enter` added, so every round and size sees its queue
-/// of exactly `n` waiting users.
+/// of exactly `n` waiting users (and puts the kept counts back).
 fn trim_queue(db: &TempDb, n: u64) {
     let c = Connection::open(&db.path).expect("open");
     c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
     let last = u64::from(Config::default().max_active) + n;
     c.execute("DELETE FROM queue_entries WHERE id > ?1", [last as i64])
         .expect("trim the queue");
+    c.execute(
+        "UPDATE queue_state SET next_seq = ?1,
+                active_count = (SELECT COUNT(*) FROM queue_entries WHERE status = 'active')
+         WHERE id = 1",
+        [last as i64],
+    )
+    .expect("put the kept counts back");
 }
 
 /// Fills the queue of a fresh database: 100 active users (a full room at the default
@@ -132,11 +139,12 @@ fn build_queue(db: &TempDb, n: u64) {
     let until = now + cfg.active_ttl.as_millis() as i64;
     let tx = c.transaction().unwrap();
     {
+        // Places in line are the entry ids here (`seq = id`), as entering would hand them out.
         let mut active = tx
             .prepare(
                 "INSERT INTO queue_entries
-                 (user_id, status, created_at, last_seen_at, activated_at, active_until)
-                 VALUES (?1, 'active', ?2, ?2, ?2, ?3)",
+                 (user_id, status, created_at, last_seen_at, activated_at, active_until, seq)
+                 VALUES (?1, 'active', ?2, ?2, ?2, ?3, (SELECT COALESCE(MAX(id), 0) + 1 FROM queue_entries))",
             )
             .unwrap();
         for _ in 0..cfg.max_active {
@@ -146,8 +154,8 @@ fn build_queue(db: &TempDb, n: u64) {
         }
         let mut waiting = tx
             .prepare(
-                "INSERT INTO queue_entries (user_id, status, created_at, last_seen_at)
-                 VALUES (?1, 'waiting', ?2, ?2)",
+                "INSERT INTO queue_entries (user_id, status, created_at, last_seen_at, seq)
+                 VALUES (?1, 'waiting', ?2, ?2, (SELECT COALESCE(MAX(id), 0) + 1 FROM queue_entries))",
             )
             .unwrap();
         for _ in 0..n {
@@ -155,8 +163,10 @@ fn build_queue(db: &TempDb, n: u64) {
                 .execute(params![UserId::new_random().to_string(), now])
                 .unwrap();
         }
+        // The kept counts, as admission would have left them.
         tx.execute(
-            "UPDATE queue_state SET frontier = ?1 WHERE id = 1",
+            "UPDATE queue_state SET frontier = ?1, active_count = ?1, admitted_total = ?1,
+                    next_seq = (SELECT MAX(seq) FROM queue_entries) WHERE id = 1",
             [cfg.max_active],
         )
         .unwrap();

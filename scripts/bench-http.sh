@@ -3,7 +3,8 @@
 #   1. the raw SQLite baseline (the library benchmark's hold-shaped transaction, 1 thread);
 #   2. wrk per endpoint on a prepared database: GET /healthz, GET /token, a 50-seat listing,
 #      POST /tickets (distinct free seats, four per user), POST /points and POST /payments
-#      (prepared, funded holds) — payments at 64 connections; then POST /token on an empty
+#      (prepared, funded holds) — payments at 64 connections; the same with four seats in one
+#      hold and four tickets in one payment (their own database); then POST /token on an empty
 #      database (the server's default max-active), since admission counts the active users;
 #   3. the journey driver (booking-load journey) on a fresh catalog with --max-active 32, so
 #      that some of the 64 users wait and poll; verify afterwards.
@@ -88,12 +89,12 @@ echo "== preparing wrk data"
 start_server "$WORK/wrk.db"
 
 ROWS=()
-bench() { # name mode connections [file] -> one table row
+bench() { # name mode connections [file, in $WORK/data unless a path] -> one table row
   local name=$1 mode=$2 conns=$3 file=${4:-}
   local out="$WORK/wrk-$mode.txt"
   settle "$conns"
   wrk -t1 -c"$conns" -d"$DURATION" --latency -s scripts/wrk/booking.lua \
-    "http://127.0.0.1:$PORT" -- "$mode" ${file:+"$WORK/data/$file"} >"$out"
+    "http://127.0.0.1:$PORT" -- "$mode" ${file:+"$(case $file in /*) echo "$file" ;; *) echo "$WORK/data/$file" ;; esac)"} >"$out"
   local rps p50 p99 statuses busy
   rps=$(awk '/^Requests\/sec/ { printf "%.0f", $2 }' "$out")
   busy=$(awk -v rps="$rps" '/^    Latency / { v = $2; f = 1
@@ -114,6 +115,14 @@ bench "GET /concerts/{id}:{id} (50 seats)" listing "$CONNS" listing.txt
 bench "POST /tickets (hold)" hold "$CONNS" holds.txt
 bench "POST /points (charge)" charge "$CONNS" tokens.txt
 bench "POST /payments (pay)" pay 64 pays.txt
+stop_server
+
+echo "== several seats and tickets per request (a database of their own)"
+"$BIN/booking-load" prepare --db "$WORK/wrk4.db" --out "$WORK/data4" --journey-concerts 0 \
+  --hold-seats $((SECS * 40000)) --pay-tickets $((SECS * 30000)) --tokens 1
+start_server "$WORK/wrk4.db"
+bench "POST /tickets (4 seats in one hold)" hold4 "$CONNS" "$WORK/data4/holds.txt"
+bench "POST /payments (4 tickets in one payment)" pay4 64 "$WORK/data4/pays.txt"
 stop_server
 start_server "$WORK/enter.db"
 bench "POST /token" enter "$CONNS"
@@ -149,6 +158,8 @@ echo
 echo "- raw SQLite baseline (1 thread): $RAW tx/s; hold over HTTP / raw = $(ratio "$RPS_hold" "$RAW") (target ≥ 0.7)"
 echo "- wrk database after the runs: $VERIFY"
 echo "- GET /token / GET /healthz = $(ratio "$RPS_poll" "$RPS_healthz") (target ≥ 0.5)"
+echo "- a 4-seat hold / a 1-seat hold (requests/s) = $(ratio "$RPS_hold4" "$RPS_hold") (target ≥ 0.5: at most 2× the cost)"
+echo "- a 4-ticket payment / a 1-ticket payment (requests/s) = $(ratio "$RPS_pay4" "$RPS_pay") (target ≥ 0.5)"
 echo "- journey: $(grep -E '^(journeys|verify|seats sold|result)' "$WORK/journey.txt" | tr '\n' ';')"
 if grep -qv '^booking-server listening' "$WORK/server.log"; then
   echo "- server log:"

@@ -21,6 +21,7 @@ use crate::money::Points;
 use crate::payments::{self, Payment};
 use crate::queue::{self, Entered, QueueChange, QueueCounts, QueueSettings, QueueStatus};
 use crate::reports::{self, ShowtimeReport};
+use crate::seatmap::{self, SeatChanges, SeatMap, SeatVersion};
 use crate::tickets::{self, Ticket};
 use crate::wallet::{self, Balance, PointTransaction};
 use crate::{db::sql::Tx, idempotency};
@@ -181,6 +182,46 @@ impl Booking {
     ) -> Result<Vec<Seat>> {
         self.db
             .read(|c, now| catalog::list_seats(c, now, concert, showtime))
+    }
+
+    /// The seats of `showtime` with the version of the map they make, read in one snapshot.
+    pub fn seat_map(
+        &self,
+        _who: &Active,
+        concert: ConcertId,
+        showtime: ShowtimeId,
+    ) -> Result<SeatMap> {
+        self.db.read_snapshot(|c, now| {
+            Ok(SeatMap {
+                version: seatmap::version(c, now, concert, showtime)?,
+                seats: catalog::list_seats(c, now, concert, showtime)?,
+            })
+        })
+    }
+
+    /// The version of `showtime`'s seat map now (two index lookups, whatever the map's size):
+    /// equal versions mean equal maps. `not_found` as [`Booking::seats`].
+    pub fn seat_version(
+        &self,
+        _who: &Active,
+        concert: ConcertId,
+        showtime: ShowtimeId,
+    ) -> Result<SeatVersion> {
+        self.db
+            .read_snapshot(|c, now| seatmap::version(c, now, concert, showtime))
+    }
+
+    /// The seats of `showtime` whose status changed after `since` (every seat when `since` is
+    /// not a version of this map), with the version they bring the map to.
+    pub fn seats_since(
+        &self,
+        _who: &Active,
+        concert: ConcertId,
+        showtime: ShowtimeId,
+        since: SeatVersion,
+    ) -> Result<SeatChanges> {
+        self.db
+            .read_snapshot(|c, now| seatmap::since(c, now, concert, showtime, since))
     }
 
     // ---- holds and tickets -----------------------------------------------------------------

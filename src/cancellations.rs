@@ -109,7 +109,7 @@ pub(crate) fn cancel_ticket(
         "UPDATE showtimes SET sold_seats = sold_seats - 1 WHERE id = ?1",
         params![t.showtime_id],
     )?;
-    tickets::free_seat(c, t.seat_id, id)?;
+    tickets::free_seat(c, t.showtime_id, t.seat_id, id)?;
     let ticket = tickets::own(c, now, t.user_id, id)?;
     Ok(Cancellation {
         ticket,
@@ -213,10 +213,11 @@ pub(crate) fn cancel_showtime(
             .checked_add(t.price)
             .ok_or_else(|| Error::internal("refunds out of range"))?;
     }
+    let version = crate::seatmap::bump(c, showtime)?;
     c.execute(
-        "UPDATE seats SET sold = 0, ticket_id = NULL, held_until = NULL
+        "UPDATE seats SET sold = 0, ticket_id = NULL, held_until = NULL, version = ?2
          WHERE showtime_id = ?1 AND ticket_id IS NOT NULL",
-        params![showtime],
+        params![showtime, version],
     )?;
     c.execute(
         "UPDATE showtimes SET sold_seats = 0 WHERE id = ?1",

@@ -478,15 +478,38 @@ pub(crate) fn list_seats(
 ) -> Result<Vec<Seat>> {
     match concert_of(c, showtime) {
         Ok(of) if of == concert => {}
-        _ if !concert_exists(c, concert)? => return Err(Error::NotFound(Entity::Concert)),
-        _ => return Err(Error::NotFound(Entity::Showtime)),
+        Ok(_) | Err(Error::NotFound(_)) => return Err(not_of_concert(c, concert)?),
+        Err(e) => return Err(e),
     }
-    // A seat's status at now: the one place this rule is written.
+    seats_where(c, now, "showtime_id = ?1", params![showtime, now.ms])
+}
+
+/// The `not_found` for a showtime that is not `concert`'s: of the concert when it does not
+/// exist either, else of the showtime.
+pub(crate) fn not_of_concert(c: &dyn Tx, concert: ConcertId) -> Result<Error> {
+    Ok(if concert_exists(c, concert)? {
+        Error::NotFound(Entity::Showtime)
+    } else {
+        Error::NotFound(Entity::Concert)
+    })
+}
+
+/// The seats matching `condition` (SQL over `seats`; `?2` is now, and must be the second
+/// parameter), by number, with their status now: `sold`, else `held` while `held_until` is after
+/// now, else `available` — the one place this rule is written.
+pub(crate) fn seats_where(
+    c: &dyn Tx,
+    _now: Now,
+    condition: &str,
+    params: &[&dyn crate::db::sql::ToParam],
+) -> Result<Vec<Seat>> {
     c.rows(
-        "SELECT id, number, price,
-                CASE WHEN sold = 1 THEN 'sold' WHEN held_until > ?2 THEN 'held' ELSE 'available' END
-         FROM seats WHERE showtime_id = ?1 ORDER BY number",
-        params![showtime, now.ms],
+        &format!(
+            "SELECT id, number, price,
+                    CASE WHEN sold = 1 THEN 'sold' WHEN held_until > ?2 THEN 'held' ELSE 'available' END
+             FROM seats WHERE {condition} ORDER BY number"
+        ),
+        params,
         |r| {
             Ok(Seat {
                 id: r.get(0)?,

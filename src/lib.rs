@@ -55,6 +55,7 @@ mod money;
 mod payments;
 mod queue;
 mod reports;
+mod seatmap;
 mod tickets;
 mod wallet;
 
@@ -80,5 +81,6 @@ pub use crate::queue::{
     Source,
 };
 pub use crate::reports::ShowtimeReport;
+pub use crate::seatmap::{SeatChanges, SeatMap, SeatVersion};
 pub use crate::tickets::{Ticket, TicketStatus};
 pub use crate::wallet::{Balance, LedgerKind, PointTransaction};

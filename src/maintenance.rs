@@ -40,10 +40,17 @@ pub struct VerifyReport {
 /// Live figures for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Stats {
-    /// Waiting entries.
+    /// Places in line behind the admission frontier (an upper bound of the waiting entries,
+    /// as positions are; kept, never counted).
     pub waiting: i64,
-    /// Active entries.
+    /// Active sessions (kept; a lapsed one counts until it is retired at the next queue call).
     pub active: i64,
+    /// Prequeue entries not placed in line yet.
+    pub prequeue: i64,
+    /// Users ever admitted.
+    pub admitted_total: i64,
+    /// Whether admission is paused.
+    pub paused: bool,
     /// Holds live now.
     pub live_holds: i64,
     /// Payments ever made.
@@ -195,6 +202,14 @@ const CHECKS: &[(&str, Binds, &str)] = &[
          GROUP BY s.id, s.sold_seats HAVING s.sold_seats <> COUNT(seat.id)",
     ),
     (
+        "seat_stamped_within_its_showtime_version",
+        Binds::Nothing,
+        "SELECT 'seat ' || seat.id || ' is stamped with version ' || seat.version
+                || ' but showtime ' || s.id || ' is at ' || s.seat_version
+         FROM seats seat JOIN showtimes s ON s.id = seat.showtime_id
+         WHERE seat.version > s.seat_version",
+    ),
+    (
         "called_off_showtime_has_no_claims",
         Binds::Now,
         "SELECT 'showtime ' || s.id || ' was called off but seat ' || seat.id || ' is '
@@ -231,11 +246,17 @@ pub(crate) fn verify(c: &dyn Tx, now: Now, cfg: &Config) -> Result<Vec<Violation
 }
 
 /// Live figures for metrics.
+/// Live figures for metrics: the queue's kept counts (O(1), however large the sale), live holds
+/// and payments.
 pub(crate) fn stats(c: &dyn Tx, now: Now, cfg: &Config) -> Result<Stats> {
-    let q = queue::counts(c, now, cfg)?;
+    let q = queue::settings(c, cfg)?;
+    let (in_line, active) = queue::kept_counts(c)?;
     Ok(Stats {
-        waiting: q.waiting,
-        active: q.active,
+        waiting: in_line,
+        active,
+        prequeue: q.prequeue,
+        admitted_total: q.admitted_total,
+        paused: q.paused,
         live_holds: tickets::live_holds(c, now)?,
         payments: payments::count(c)?,
     })

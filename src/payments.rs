@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::ids::{PaymentId, TicketId, UserId};
 use crate::money::Points;
 use crate::queue;
+use crate::seatmap;
 use crate::tickets::{self, TicketStatus};
 use crate::wallet::{self, Reason};
 use chrono::{DateTime, Utc};
@@ -45,8 +46,10 @@ pub(crate) fn pay(
     ids: &[TicketId],
 ) -> Result<Payment> {
     // The payer's wallet first, as every write of a user's money takes it (a keyed request has
-    // taken it already), then the seats and the tickets.
+    // taken it already), then the payer's entry (as a hold takes it), then the seats and the
+    // tickets.
     wallet::lock(c, user)?;
+    queue::lock_live_entry(c, user)?;
     let claims = tickets::own_claims(c, now, user, ids)?;
     for t in &claims {
         match t.status {
@@ -71,15 +74,24 @@ pub(crate) fn pay(
         .checked_neg()
         .ok_or_else(|| Error::internal("amount out of range"))?;
     wallet::apply(c, now, cfg, user, debit, Reason::Payment(id))?;
+    let mut versions: Vec<(crate::ids::ShowtimeId, i64)> = Vec::new();
     for t in &claims {
+        let version = match versions.iter().find(|(s, _)| *s == t.showtime_id) {
+            Some((_, v)) => *v,
+            None => {
+                let v = seatmap::bump(c, t.showtime_id)?;
+                versions.push((t.showtime_id, v));
+                v
+            }
+        };
         c.execute(
             "UPDATE tickets SET status = 'paid', paid_at = ?2, payment_id = ?3 WHERE id = ?1",
             params![t.id, now.ms, id],
         )?;
         let sold = c.execute(
-            "UPDATE seats SET sold = 1, held_until = NULL
+            "UPDATE seats SET sold = 1, held_until = NULL, version = ?3
              WHERE id = ?1 AND ticket_id = ?2 AND sold = 0",
-            params![t.seat_id, t.id],
+            params![t.seat_id, t.id, version],
         )?;
         if sold != 1 {
             return Err(Error::internal(format!(

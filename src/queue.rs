@@ -729,6 +729,19 @@ fn not_this_database() -> Error {
     Error::Unauthorized("the token's queue entry does not exist in this database".into())
 }
 
+/// Locks `user`'s live entry, if there is one, until the write ends. A payment takes it before
+/// its seats, as a hold does through [`require_active`], so the two never wait for each other
+/// in opposite orders (the payment ends the entry after it has bumped its seats' showtime).
+pub(crate) fn lock_live_entry(c: &dyn Tx, user: UserId) -> Result<()> {
+    c.row_locked(
+        "SELECT id FROM queue_entries
+         WHERE user_id = ?1 AND status IN ('prequeue', 'waiting', 'active')",
+        params![user],
+        |_| Ok(()),
+    )?;
+    Ok(())
+}
+
 /// Ends every live entry of `user` (a payment ends the user's turn). Runs inside a write.
 pub(crate) fn expire_user(c: &dyn Tx, user: UserId) -> Result<()> {
     // The entry is read under the `queue_state` lock that every change of an entry's status
@@ -808,6 +821,13 @@ pub(crate) fn counts(c: &dyn Tx, now: Now, cfg: &Config) -> Result<QueueCounts> 
         },
     )?
     .ok_or_else(|| Error::internal("no counts"))
+}
+
+/// Places in line behind the frontier (an upper bound of the waiting entries) and the kept count
+/// of active sessions: O(1).
+pub(crate) fn kept_counts(c: &dyn Tx) -> Result<(i64, i64)> {
+    let st = state(c)?;
+    Ok(((st.next_seq - st.frontier).max(0), st.active_count))
 }
 
 /// The settings in force.

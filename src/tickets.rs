@@ -9,7 +9,8 @@
 //! changes a ticket locks its seat first, then the ticket — seats in ascending id order, then
 //! tickets in ascending id order. A seat never changes its ticket behind a lock on that ticket,
 //! so holds, payments, releases, extensions and cancellations of the same seats queue instead
-//! of deadlocking.
+//! of deadlocking. A write that changes a seat's status then bumps its showtime's seat version
+//! (locking the showtime row, [`crate::seatmap::bump`]) only once its seats are locked.
 
 use crate::clock::from_millis;
 use crate::config::Config;
@@ -18,6 +19,7 @@ use crate::db::Now;
 use crate::error::{Closed, Entity, Error, Result};
 use crate::ids::{ConcertId, SeatId, ShowtimeId, TicketId, UserId};
 use crate::money::Points;
+use crate::seatmap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -323,6 +325,7 @@ pub(crate) fn hold(
         return Err(Error::HoldLimitReached(limit));
     }
     let until = now.plus(cfg.hold_ttl);
+    let version = seatmap::bump(c, showtime)?;
     let mut out = Vec::with_capacity(claims.len());
     for s in &claims {
         if let Some(lapsed) = s.ticket {
@@ -338,8 +341,8 @@ pub(crate) fn hold(
             params![user, showtime, s.id, s.price, now.ms, until],
         )?)?;
         c.execute(
-            "UPDATE seats SET ticket_id = ?2, held_until = ?3 WHERE id = ?1",
-            params![s.id, id, until],
+            "UPDATE seats SET ticket_id = ?2, held_until = ?3, version = ?4 WHERE id = ?1",
+            params![s.id, id, until, version],
         )?;
         out.push(Ticket {
             id,
@@ -383,7 +386,7 @@ pub(crate) fn release(c: &dyn Tx, now: Now, user: UserId, id: TicketId) -> Resul
         "UPDATE tickets SET status = 'released', ended_at = ?2 WHERE id = ?1",
         params![id, now.ms],
     )?;
-    free_seat(c, t.seat_id, id)?;
+    free_seat(c, t.showtime_id, t.seat_id, id)?;
     Ok(Ticket {
         status: TicketStatus::Released,
         ..t
@@ -427,11 +430,17 @@ pub(crate) fn extend(
 }
 
 /// Frees a seat that `ticket` claims (held or sold), so it is for sale again at once.
-pub(crate) fn free_seat(c: &dyn Tx, seat: SeatId, ticket: TicketId) -> Result<()> {
+pub(crate) fn free_seat(
+    c: &dyn Tx,
+    showtime: ShowtimeId,
+    seat: SeatId,
+    ticket: TicketId,
+) -> Result<()> {
+    let version = seatmap::bump(c, showtime)?;
     c.execute(
-        "UPDATE seats SET sold = 0, ticket_id = NULL, held_until = NULL
+        "UPDATE seats SET sold = 0, ticket_id = NULL, held_until = NULL, version = ?3
          WHERE id = ?1 AND ticket_id = ?2",
-        params![seat, ticket],
+        params![seat, ticket, version],
     )?;
     Ok(())
 }
@@ -447,12 +456,31 @@ pub(crate) fn of_user(c: &dyn Tx, now: Now, user: UserId) -> Result<Vec<Ticket>>
 
 /// Marks lapsed holds expired and frees their seats; returns how many.
 pub(crate) fn sweep(c: &dyn Tx, now: Now) -> Result<usize> {
-    // Seats, then tickets: the lock order.
-    c.execute(
-        "UPDATE seats SET ticket_id = NULL, held_until = NULL
+    // Seats, then tickets: the lock order. Freed seats change no status (a lapsed hold is
+    // available already), but they leave the last lapse of their showtime's version: bump it,
+    // so no map is named by an old version.
+    let showtimes: Vec<ShowtimeId> = c.rows(
+        "SELECT DISTINCT showtime_id FROM seats
          WHERE sold = 0 AND ticket_id IS NOT NULL AND held_until <= ?1",
         params![now.ms],
+        |r| r.get(0),
     )?;
+    for showtime in showtimes {
+        // The lapsed seats are locked before the showtime's version (a hold's order).
+        c.query_locked(
+            "SELECT id FROM seats
+             WHERE showtime_id = ?1 AND sold = 0 AND ticket_id IS NOT NULL AND held_until <= ?2
+             ORDER BY id",
+            params![showtime, now.ms],
+            &mut |_| Ok(()),
+        )?;
+        let version = seatmap::bump(c, showtime)?;
+        c.execute(
+            "UPDATE seats SET ticket_id = NULL, held_until = NULL, version = ?3
+             WHERE showtime_id = ?1 AND sold = 0 AND ticket_id IS NOT NULL AND held_until <= ?2",
+            params![showtime, now.ms, version],
+        )?;
+    }
     let n = c.execute(
         "UPDATE tickets SET status = 'expired' WHERE status = 'held' AND held_until <= ?1",
         params![now.ms],

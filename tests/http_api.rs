@@ -644,12 +644,15 @@ fn operations_endpoints_and_the_web_page() {
     u.get("/nope").expect(404, "not_found");
     let m = c.get("/metrics");
     m.expect(200, "");
-    assert!(m.header("Content-Type").unwrap().starts_with("text/plain"));
+    assert!(m
+        .header("Content-Type")
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
     let m = m.text();
     for needle in [
         "booking_http_requests_total{route=\"POST /tickets\",status=\"201\"} 1",
         "booking_http_requests_total{route=\"unmatched\",status=\"404\"} 1",
-        "booking_http_request_duration_seconds_bucket{route=\"POST /tickets\",le=\"+Inf\"} 1",
+        "booking_http_request_duration_seconds_bucket{le=\"+Inf\",route=\"POST /tickets\"} 1",
         "booking_http_request_duration_seconds_count{route=\"POST /token\"} 1",
         "# TYPE booking_http_request_duration_seconds histogram",
         "booking_queue_active 1",

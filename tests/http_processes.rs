@@ -73,15 +73,25 @@ fn kill_9_while_paying_loses_no_acknowledged_payment(#[case] backend: Backend) {
     let db = TestDb::new(backend);
     let mut server = Proc::spawn(db.arg(), &["--demo", "--max-active", "1000"]);
     let addr = server.addr;
+    // What clients were told: payments, cancellations (ticket, refund) and releases, by token.
     let paid: Arc<Mutex<Vec<(String, i64)>>> = Arc::default();
+    let cancelled: Arc<Mutex<Vec<(String, i64, i64)>>> = Arc::default();
+    let released: Arc<Mutex<Vec<(String, i64)>>> = Arc::default();
     let count = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..6i64)
         .map(|i| {
-            let (paid, count, stop) = (paid.clone(), count.clone(), stop.clone());
+            let (paid, cancelled, released, count, stop) = (
+                paid.clone(),
+                cancelled.clone(),
+                released.clone(),
+                count.clone(),
+                stop.clone(),
+            );
             std::thread::spawn(move || {
-                // Thread i buys seats i*50+1.. (showtime i+1), one user per seat.
-                for seat in (i * 50 + 1)..=(i * 50 + 50) {
+                // Thread i works on showtime i+1 (seats i*50+1..), one user per three seats:
+                // hold three at once, release one, extend one, pay for two at once, cancel one.
+                for first in ((i * 50 + 1)..=(i * 50 + 48)).step_by(3) {
                     if stop.load(Ordering::SeqCst) {
                         return;
                     }
@@ -90,26 +100,68 @@ fn kill_9_while_paying_loses_no_acknowledged_payment(#[case] backend: Backend) {
                     };
                     let token = r.json()["token"].as_str().unwrap().to_string();
                     let c = Client::new(addr).with_token(&token);
-                    let post = |path: &str, body: Value| {
-                        c.try_send("POST", path, &[], body.to_string().as_bytes())
+                    let send = |method: &str, path: &str, key: Option<&str>, body: Value| {
+                        let headers: Vec<(&str, &str)> =
+                            key.map(|k| ("Idempotency-Key", k)).into_iter().collect();
+                        c.try_send(method, path, &headers, body.to_string().as_bytes())
                     };
-                    let Ok(t) = post("/tickets", json!({"showtime_id": i + 1, "seat_id": seat}))
-                    else {
+                    let seats = json!([first, first + 1, first + 2]);
+                    let Ok(t) = send(
+                        "POST",
+                        "/tickets",
+                        None,
+                        json!({"showtime_id": i + 1, "seat_ids": seats}),
+                    ) else {
                         return;
                     };
                     assert_eq!(t.status, 201, "{}", t.text());
-                    let ticket = t.json()["id"].as_i64().unwrap();
-                    if post("/points", json!({"amount": 1_000_000})).is_err() {
+                    let ids: Vec<i64> = t
+                        .json()
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|t| t["id"].as_i64().unwrap())
+                        .collect();
+                    match send("DELETE", &format!("/tickets/{}", ids[2]), None, json!(null)) {
+                        Ok(r) if r.status == 200 => {
+                            released.lock().unwrap().push((token.clone(), ids[2]))
+                        }
+                        Ok(r) => panic!("release failed: {}", r.text()),
+                        Err(_) => return,
+                    }
+                    match send(
+                        "POST",
+                        &format!("/tickets/{}/extend", ids[0]),
+                        None,
+                        json!({}),
+                    ) {
+                        Ok(r) => assert_eq!(r.status, 200, "{}", r.text()),
+                        Err(_) => return,
+                    }
+                    if send("POST", "/points", None, json!({"amount": 1_000_000})).is_err() {
                         return;
                     }
-                    match post("/payments", json!({ "ticket_id": ticket })) {
+                    let key = format!("pay-{}", ids[0]);
+                    let body = json!({ "ticket_ids": [ids[0], ids[1]] });
+                    match send("POST", "/payments", Some(&key), body) {
                         Ok(p) if p.status == 201 => {
                             paid.lock()
                                 .unwrap()
-                                .push((token, p.json()["id"].as_i64().unwrap()));
+                                .push((token.clone(), p.json()["id"].as_i64().unwrap()));
                             count.fetch_add(1, Ordering::SeqCst);
                         }
                         Ok(p) => panic!("payment failed: {}", p.text()),
+                        Err(_) => return,
+                    }
+                    let key = format!("cancel-{}", ids[1]);
+                    let cancel = format!("/tickets/{}/cancel", ids[1]);
+                    match send("POST", &cancel, Some(&key), json!({})) {
+                        Ok(r) if r.status == 200 => cancelled.lock().unwrap().push((
+                            token.clone(),
+                            ids[1],
+                            r.json()["refund"].as_i64().unwrap(),
+                        )),
+                        Ok(r) => panic!("cancel failed: {}", r.text()),
                         Err(_) => return,
                     }
                 }
@@ -132,7 +184,7 @@ fn kill_9_while_paying_loses_no_acknowledged_payment(#[case] backend: Backend) {
         paid.len()
     );
 
-    // Restart on the same file: every acknowledged payment is there.
+    // Restart on the same database: everything acknowledged is there.
     let mut server = Proc::spawn(db.arg(), &["--max-active", "1000"]);
     for (token, payment) in &paid {
         let history = server.client().with_token(token).get("/payment_history");
@@ -145,6 +197,33 @@ fn kill_9_while_paying_loses_no_acknowledged_payment(#[case] backend: Backend) {
             .map(|p| p["id"].as_i64().unwrap())
             .collect();
         assert!(ids.contains(payment), "payment {payment} lost");
+    }
+    let ticket_status = |token: &str, id: i64| {
+        let list = server.client().with_token(token).get("/tickets").json();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id)
+            .map(|t| t["status"].as_str().unwrap().to_string())
+    };
+    for (token, ticket, refund) in cancelled.lock().unwrap().iter() {
+        assert_eq!(ticket_status(token, *ticket).as_deref(), Some("cancelled"));
+        let ledger = server
+            .client()
+            .with_token(token)
+            .get("/point_history")
+            .json();
+        assert!(
+            ledger
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|l| l["kind"] == "refund" && l["amount"] == *refund),
+            "refund of ticket {ticket} lost"
+        );
+    }
+    for (token, ticket) in released.lock().unwrap().iter() {
+        assert_eq!(ticket_status(token, *ticket).as_deref(), Some("released"));
     }
     assert!(server.terminate().success());
     let report = Booking::open(db.location(), Config::default())

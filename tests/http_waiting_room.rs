@@ -44,8 +44,18 @@ fn the_31st_entry_from_one_address_within_a_minute_is_rate_limited(#[case] backe
     enter_from(&srv, Some("198.51.100.8")).expect(201, "");
     enter_from(&srv, Some("10.9.9.9, 198.51.100.9")).expect(201, "");
     enter_from(&srv, Some(&format!("198.51.100.9, {a}"))).expect(429, "rate_limited");
-    // Nothing was entered by the refused requests.
+    // Nothing was entered by the refused requests; the metrics count them.
     assert_eq!(srv.booking.operator().queue_counts().unwrap().active, 32);
+    let m = srv.client().get("/metrics").text();
+    assert!(
+        m.lines().any(|l| l == "booking_http_rate_limited_total 2"),
+        "{m}"
+    );
+    assert!(
+        m.lines().any(|l| l == "booking_queue_admissions_total 32"),
+        "{m}"
+    );
+    assert!(m.lines().any(|l| l == "booking_queue_paused 0"), "{m}");
 }
 
 #[apply(engines)]

@@ -96,6 +96,30 @@ fn random_concurrent_journeys_keep_every_invariant(#[case] backend: Backend) {
                                                 .iter()
                                                 .all(|t| t.status == TicketStatus::Held));
                                             local.holds += held.len();
+                                            // Right away, sometimes: extend one, release one.
+                                            if rng.random_bool(0.3) {
+                                                match f.b.extend(&p, held[0].id) {
+                                                    Ok(_) => local.extensions += 1,
+                                                    // another thread's clock jump ended
+                                                    // the session or lapsed the hold
+                                                    Err(e) => assert!(
+                                                        ["queue_not_active", "hold_expired"]
+                                                            .contains(&e.code()),
+                                                        "extend: {e}"
+                                                    ),
+                                                }
+                                            }
+                                            if rng.random_bool(0.2) {
+                                                let last = held[held.len() - 1].id;
+                                                match f.b.release(&p, last) {
+                                                    Ok(_) => local.releases += 1,
+                                                    // another thread's clock jump lapsed it
+                                                    Err(e) => assert!(
+                                                        ["ticket_not_held"].contains(&e.code()),
+                                                        "release: {e}"
+                                                    ),
+                                                }
+                                            }
                                         }
                                         // `queue_not_active`: the entry was active when the
                                         // proof was made, and another thread's clock jump or
@@ -209,33 +233,19 @@ fn random_concurrent_journeys_keep_every_invariant(#[case] backend: Backend) {
                             // Release or extend one of the user's tickets.
                             let Some(token) = token else { continue };
                             let who = f.b.authorize(&token).unwrap();
-                            // Mostly one of the user's live holds: with 20 seats, most are
-                            // sold at any time and a hold is soon paid, so a user without one
-                            // first tries to hold a seat (else the run would release and extend
-                            // a handful of times, some runs never).
-                            let has_hold = |tickets: &[Ticket]| {
-                                tickets.iter().any(|t| t.status == TicketStatus::Held)
-                            };
-                            if !has_hold(&f.b.tickets(&who).unwrap()) && rng.random_bool(0.8) {
-                                if let Ok(p) = f.b.authorize_active(&token) {
-                                    let (show, seat) = seats[rng.random_range(0..seats.len())];
-                                    if f.b.hold(&p, show, seat).is_ok() {
-                                        local.holds += 1;
-                                    }
-                                }
-                            }
+                            // Mostly a live hold of theirs (the interesting case), sometimes
+                            // any ticket (to hit ticket_not_held and hold_expired).
                             let tickets = f.b.tickets(&who).unwrap();
-                            if tickets.is_empty() {
-                                continue;
-                            }
                             let held: Vec<&Ticket> = tickets
                                 .iter()
                                 .filter(|t| t.status == TicketStatus::Held)
                                 .collect();
                             let t = if !held.is_empty() && rng.random_bool(0.8) {
                                 held[rng.random_range(0..held.len())]
-                            } else {
+                            } else if !tickets.is_empty() {
                                 &tickets[rng.random_range(0..tickets.len())]
+                            } else {
+                                continue;
                             };
                             if rng.random_bool(0.5) {
                                 match f.b.release(&who, t.id) {

@@ -11,6 +11,10 @@
 -- hold     POST /tickets, a distinct free seat each      holds.txt    (TOKEN SHOWTIME SEAT)
 -- charge   POST /points 1000 + Idempotency-Key           tokens.txt   (TOKEN)
 -- pay      POST /payments of a held ticket + key         pays.txt     (TOKEN TICKET)
+-- map304   GET a seat map with If-None-Match: ETAG       listing.txt  ETAG (3rd argument)
+-- since    GET a seat map ?since=VERSION                 listing.txt  VERSION (3rd argument)
+-- hold4    POST /tickets seat_ids: 4 seats of one user   holds.txt    (4 lines of one user)
+-- pay4     POST /payments ticket_ids: 4 held tickets     pays.txt     (4 lines of one user)
 --
 -- hold and pay never reuse a line: past the end of the file they send an unauthenticated
 -- request (401), so running out of data shows up as errors, never as a repeated request.
@@ -28,9 +32,11 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
+local extra
 function init(args)
   mode = args[1]
-  if (mode == "hold" or mode == "pay") and id > 0 then
+  extra = args[3]
+  if (mode == "hold" or mode == "pay" or mode == "hold4" or mode == "pay4") and id > 0 then
     error("hold and pay use each line once: run them with -t1")
   end
   math.randomseed(os.time() + id)
@@ -67,6 +73,12 @@ function request()
     return wrk.format("GET", "/token", headers(row(false)[1]))
   elseif mode == "listing" then
     return wrk.format("GET", rows[1][2], headers(rows[1][1]))
+  elseif mode == "map304" then
+    local h = headers(rows[1][1])
+    h["If-None-Match"] = extra
+    return wrk.format("GET", rows[1][2], h)
+  elseif mode == "since" then
+    return wrk.format("GET", rows[1][2] .. "?since=" .. extra, headers(rows[1][1]))
   elseif mode == "hold" then
     local r = row(true) or { nil, "0", "0" }
     local body = string.format('{"showtime_id":%s,"seat_id":%s}', r[2], r[3])
@@ -76,6 +88,22 @@ function request()
   elseif mode == "pay" then
     local r = row(true) or { nil, "0" }
     return wrk.format("POST", "/payments", headers(r[1], "p"), '{"ticket_id":' .. r[2] .. '}')
+  elseif mode == "hold4" or mode == "pay4" then
+    -- Four consecutive lines belong to one user (prepare writes four per user).
+    local first = row(true)
+    local ids, token, showtime = {}, first and first[1], first and first[2]
+    for k = 1, 4 do
+      local r = (k == 1) and first or row(true)
+      if r == nil or r[1] ~= token then token = nil end
+      ids[#ids + 1] = r and r[#r] or "0"
+    end
+    if mode == "hold4" then
+      local body = string.format('{"showtime_id":%s,"seat_ids":[%s]}', showtime or "0",
+        table.concat(ids, ","))
+      return wrk.format("POST", "/tickets", headers(token), body)
+    end
+    local body = '{"ticket_ids":[' .. table.concat(ids, ",") .. ']}'
+    return wrk.format("POST", "/payments", headers(token, "p4"), body)
   end
   error("unknown mode " .. tostring(mode))
 end

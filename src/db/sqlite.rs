@@ -28,6 +28,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../schema.sql")),
         M::up(include_str!("../../migrations/0002_order_lifecycle.sql")).foreign_key_check(),
         M::up(include_str!("../../migrations/0003_waiting_room.sql")).foreign_key_check(),
+        M::up(include_str!("../../migrations/0004_seat_versions.sql")),
     ])
 }
 

@@ -7,6 +7,7 @@ use super::input::{
 };
 use super::reply::{Failure, Reply, JSON, PROMETHEUS};
 use super::router::{Access, Endpoint, Route};
+use super::seatmaps;
 use super::Shared;
 use crate::{Active, Identity};
 
@@ -43,7 +44,14 @@ fn admitted(shared: &Shared, route: Route, req: &Incoming, who: &Active) -> Resu
     let b = &*shared.booking;
     match route {
         Route::Showtimes(c) => ok(b.showtimes(who, c)?),
-        Route::Seats(c, s) => ok(b.seats(who, c, s)?),
+        Route::Seats(c, s) => seatmaps::answer(
+            b,
+            &shared.seat_maps,
+            who,
+            (c, s),
+            req.query_param("since").as_deref(),
+            req.if_none_match,
+        ),
         Route::Plain(Endpoint::Concerts) => ok(b.concerts(who)?),
         Route::Plain(Endpoint::Hold) => {
             let body: HoldBody = body_of(req, who)?;
@@ -108,14 +116,20 @@ fn public(shared: &Shared, route: Route, req: &Incoming) -> Result<Reply, Failur
         Route::Plain(Endpoint::Metrics) => Ok(Reply::bytes(
             200,
             PROMETHEUS,
-            shared.metrics.render(&shared.booking).into_bytes(),
+            shared
+                .metrics
+                .render(&shared.booking, shared.enter_limit.tracked())
+                .into_bytes(),
         )),
         Route::Plain(Endpoint::EnterQueue) => {
             if let Some(addr) = req.client {
-                shared
-                    .enter_limit
-                    .check(addr)
-                    .map_err(Failure::RateLimited)?;
+                shared.enter_limit.check(addr).map_err(|wait| {
+                    shared
+                        .metrics
+                        .rate_limited
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Failure::RateLimited(wait)
+                })?;
             }
             let body: TokenBody = req.json_or_empty()?;
             let entered = shared.booking.enter_queue(body.user_id)?;

@@ -17,6 +17,8 @@ pub struct Incoming<'a> {
     pub authorization: Option<&'a str>,
     /// The `Idempotency-Key` header.
     pub idempotency_key: Option<&'a str>,
+    /// The `If-None-Match` header.
+    pub if_none_match: Option<&'a str>,
     /// The client's address (the peer's, or the trusted `X-Forwarded-For` entry).
     pub client: Option<std::net::IpAddr>,
     /// The body (at most the size limit).
@@ -46,6 +48,13 @@ impl Incoming<'_> {
             .idempotency_key
             .map(IdempotencyKey::parse)
             .transpose()?)
+    }
+
+    /// The value of query parameter `name`, decoded (the first one, if given twice).
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        form_urlencoded::parse(self.query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
     }
 
     /// Checks every `user_id` in the query against the token's user.

@@ -66,7 +66,6 @@ impl EnterLimit {
     }
 
     /// Addresses remembered now.
-    #[cfg(test)]
     pub fn tracked(&self) -> usize {
         self.read().as_ref().map_or(0, |l| l.len())
     }

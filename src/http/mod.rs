@@ -43,6 +43,7 @@ mod limits;
 mod metrics;
 mod reply;
 mod router;
+mod seatmaps;
 mod worker;
 
 use crate::Booking;
@@ -124,6 +125,7 @@ pub(crate) struct Shared {
     server: tiny_http::Server,
     body_lane: worker::BodyLane,
     enter_limit: limits::EnterLimit,
+    seat_maps: seatmaps::SeatMaps,
 }
 
 impl Shared {
@@ -157,6 +159,7 @@ pub fn serve_with(
         metrics: metrics::Metrics::default(),
         body_lane: worker::BodyLane::default(),
         enter_limit: limits::EnterLimit::new(options.enter_rate_per_ip),
+        seat_maps: seatmaps::SeatMaps::default(),
         shutdown,
         options,
     });

@@ -5,11 +5,12 @@
 use crate::Error;
 use serde::Serialize;
 use std::borrow::Cow;
+use std::sync::Arc;
 
 /// Content types the server sends.
 pub const JSON: &str = "application/json";
-/// Prometheus text exposition format.
-pub const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The OpenMetrics text format (what `prometheus-client` writes; Prometheus scrapes it).
+pub const PROMETHEUS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Why a request failed: a rule of the library, or something about the HTTP request itself.
 #[derive(Debug)]
@@ -102,6 +103,31 @@ impl Failure {
     }
 }
 
+/// A reply's body: its own bytes, or bytes shared with other replies.
+#[derive(Debug, Clone)]
+pub enum Body {
+    /// Bytes of this reply (or static ones).
+    Bytes(Cow<'static, [u8]>),
+    /// Bytes kept elsewhere and shared (a cached seat map).
+    Shared(Arc<Vec<u8>>),
+}
+
+impl AsRef<[u8]> for Body {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Body::Bytes(b) => b,
+            Body::Shared(b) => b,
+        }
+    }
+}
+
+impl std::ops::Deref for Body {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_ref()
+    }
+}
+
 /// A response: status, Content-Type, body and the few extra headers the API uses.
 #[derive(Debug)]
 pub struct Reply {
@@ -110,11 +136,13 @@ pub struct Reply {
     /// Content-Type.
     pub content_type: &'static str,
     /// The body.
-    pub body: Cow<'static, [u8]>,
+    pub body: Body,
     /// `Allow` (on 405).
     pub allow: Option<&'static str>,
     /// `Retry-After`, in seconds (on 429).
     pub retry_after: Option<u64>,
+    /// `ETag` (seat maps).
+    pub etag: Option<String>,
     /// The error code, when this is an error reply (for logs).
     pub error: Option<&'static str>,
 }
@@ -137,11 +165,31 @@ impl Reply {
         Reply {
             status,
             content_type,
-            body: body.into(),
+            body: Body::Bytes(body.into()),
             allow: None,
             retry_after: None,
+            etag: None,
             error: None,
         }
+    }
+
+    /// A JSON body shared with other replies (a cached seat map), not copied.
+    pub fn shared_json(status: u16, body: Arc<Vec<u8>>) -> Reply {
+        Reply {
+            body: Body::Shared(body),
+            ..Reply::bytes(status, JSON, &b""[..])
+        }
+    }
+
+    /// `304 Not Modified`: no body, the current `ETag`.
+    pub fn not_modified(etag: String) -> Reply {
+        Reply::bytes(304, JSON, &b""[..]).with_etag(etag)
+    }
+
+    /// Sets the `ETag` header.
+    pub fn with_etag(mut self, etag: String) -> Reply {
+        self.etag = Some(etag);
+        self
     }
 
     /// The contract's error shape for `f`. Internal details are logged, never sent.

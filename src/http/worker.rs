@@ -195,6 +195,7 @@ fn reply_to(shared: &Shared, rq: &mut Request, endpoint: &mut Endpoint) -> Reply
         query: rq.url().split_once('?').map_or("", |(_, q)| q),
         authorization: header("Authorization"),
         idempotency_key: header("Idempotency-Key"),
+        if_none_match: header("If-None-Match"),
         client: forwarded.or_else(|| rq.remote_addr().map(|a| a.ip())),
         body,
     };
@@ -221,7 +222,13 @@ fn header(name: &'static str, value: &str) -> Header {
 /// Writes the reply; a client that went away is not an error worth more than a debug line.
 fn send(rq: Request, reply: Reply) {
     let len = reply.body.len();
-    let mut headers = vec![header("Content-Type", reply.content_type)];
+    let mut headers = Vec::with_capacity(4);
+    if reply.status != 304 {
+        headers.push(header("Content-Type", reply.content_type));
+    }
+    if let Some(tag) = &reply.etag {
+        headers.push(header("ETag", tag));
+    }
     if let Some(secs) = reply.retry_after {
         headers.push(header("Retry-After", &secs.to_string()));
     }

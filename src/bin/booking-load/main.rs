@@ -47,6 +47,36 @@ enum Cmd {
         #[command(flatten)]
         plan: prepare::Plan,
     },
+    /// Fill a database's waiting room: ACTIVE admitted users and WAITING users in line, and
+    /// write sampled tokens of each for `wrk` (see `scripts/bench-queue.sh`).
+    PrepareQueue {
+        /// The database (created if missing).
+        #[arg(long)]
+        db: PathBuf,
+        /// Where to write `active.txt` and `waiting.txt`.
+        #[arg(long)]
+        out: PathBuf,
+        /// Admitted users.
+        #[arg(long, default_value_t = 100)]
+        active: u64,
+        /// Users in line behind them.
+        #[arg(long, default_value_t = 0)]
+        waiting: u64,
+        /// Users in the prequeue of an opening a year ahead (`booking-cli queue open-at now`
+        /// opens it).
+        #[arg(long, default_value_t = 0)]
+        prequeue: u64,
+    },
+    /// Sell out a new showtime of SEATS seats (four per buyer) and print its id (to time
+    /// `booking-cli showtime cancel` on it).
+    PrepareSoldOut {
+        /// The database (created if missing).
+        #[arg(long)]
+        db: PathBuf,
+        /// Seats of the showtime.
+        #[arg(long, default_value_t = 50_000)]
+        seats: u32,
+    },
     /// Check every invariant of a database and count its sold seats and payments.
     Verify {
         /// The database (the server may be running on it).
@@ -95,6 +125,20 @@ fn try_main() -> anyhow::Result<bool> {
     match Cli::parse().cmd {
         Cmd::Prepare { db, out, plan } => {
             prepare::prepare(&db, out.as_deref(), &plan)?;
+            Ok(true)
+        }
+        Cmd::PrepareQueue {
+            db,
+            out,
+            active,
+            waiting,
+            prequeue,
+        } => {
+            prepare::prepare_queue(&db, &out, active, waiting, prequeue)?;
+            Ok(true)
+        }
+        Cmd::PrepareSoldOut { db, seats } => {
+            prepare::prepare_sold_out(&db, seats)?;
             Ok(true)
         }
         Cmd::Journey(args) => run_journey(args),

@@ -184,6 +184,110 @@ fn seats(
     Ok((concert.id, all))
 }
 
+/// A waiting room of `active` admitted users and `waiting` users in line behind them (for the
+/// queue's scale benchmark), entered through the library; writes the tokens of up to 1,000
+/// active users (`active.txt`) and of up to 1,000 waiting ones spread along the line
+/// (`waiting.txt`). The server that serves it should run with `--max-active ACTIVE`.
+pub fn prepare_queue(
+    db: &Path,
+    out: &Path,
+    active: u64,
+    waiting: u64,
+    prequeue: u64,
+) -> anyhow::Result<()> {
+    let long = Duration::from_secs(7200);
+    let cfg = Config::default()
+        .with_durability(Durability::Normal)
+        .with_group_commit(Some(GroupCommit::default()))
+        .with_max_active(u32::try_from(active).context("--active is too large")?)
+        .with_active_ttl(long)
+        .with_idle_timeout(long);
+    let b = Booking::open(db, cfg).with_context(|| format!("cannot open {}", db.display()))?;
+    let tokens = Mutex::new(Vec::new());
+    let sample = |n: u64| (n / 1_000).max(1);
+    parallel(active + waiting, |i| {
+        let e = b.enter_queue(None)?;
+        let keep = if i < active {
+            i % sample(active) == 0
+        } else {
+            (i - active) % sample(waiting) == 0
+        };
+        if keep {
+            tokens.lock().unwrap().push((i, e.status.status, e.token));
+        }
+        Ok(0)
+    })?;
+    let mut tokens = tokens.into_inner().unwrap();
+    tokens.sort_by_key(|t| t.0);
+    std::fs::create_dir_all(out)?;
+    let of = |status: booking::EntryStatus| {
+        lines(tokens.iter().filter(|t| t.1 == status).map(|t| t.2.clone()))
+    };
+    write(out, "active.txt", of(booking::EntryStatus::Active))?;
+    write(out, "waiting.txt", of(booking::EntryStatus::Waiting))?;
+    if prequeue > 0 {
+        // An opening far ahead: these users wait in the prequeue until `queue open-at now`.
+        b.operator().change_queue(booking::QueueChange {
+            opens_at: Some(Some(b.now() + chrono::Duration::days(365))),
+            ..Default::default()
+        })?;
+        let pre = Mutex::new(Vec::new());
+        parallel(prequeue, |i| {
+            let e = b.enter_queue(None)?;
+            if i % sample(prequeue) == 0 {
+                pre.lock().unwrap().push(e.token);
+            }
+            Ok(0)
+        })?;
+        write(
+            out,
+            "prequeue.txt",
+            lines(pre.into_inner().unwrap().into_iter()),
+        )?;
+    }
+    let c = b.operator().queue_counts()?;
+    println!(
+        "queue: {} active, {} waiting, {} in the prequeue",
+        c.active, c.waiting, c.prequeue
+    );
+    Ok(())
+}
+
+/// A sold-out showtime of `seats` seats (four per buyer, each buyer paying once for four), for
+/// timing `booking-cli showtime cancel` on it. Prints the showtime's id.
+pub fn prepare_sold_out(db: &Path, seats: u32) -> anyhow::Result<()> {
+    let cfg = Config::default()
+        .with_durability(Durability::Normal)
+        .with_group_commit(Some(GroupCommit::default()))
+        .with_max_active(u32::MAX)
+        .with_active_ttl(Duration::from_secs(7200));
+    let b = Booking::open(db, cfg).with_context(|| format!("cannot open {}", db.display()))?;
+    let c = concert(&b, "Sold out", 1, seats);
+    b.operator()
+        .seed(&CatalogFile { concerts: vec![c] }, |_| {})?;
+    let concert = b
+        .operator()
+        .concerts()?
+        .pop()
+        .context("the concert just added")?;
+    let showtime = b.operator().showtimes(concert.id)?[0].id;
+    let ids: Vec<SeatId> = b.operator().seats(showtime)?.iter().map(|s| s.id).collect();
+    let buyers = ids.len().div_ceil(4) as u64;
+    parallel(buyers, |i| {
+        let e = b.enter_queue(None)?;
+        let who = b.authorize_active(&e.token)?;
+        let mine = &ids[(i as usize * 4)..((i as usize + 1) * 4).min(ids.len())];
+        let held = b.hold_seats(&who, showtime, mine)?;
+        let sum = held.iter().map(|t| t.price.get()).sum::<i64>();
+        b.charge(&who, Points::new(sum), None)?;
+        let tickets: Vec<_> = held.iter().map(|t| t.id).collect();
+        b.pay_tickets(&who, &tickets, None)?;
+        Ok(0)
+    })?;
+    println!("{showtime}");
+    Ok(())
+}
+
 /// `n` new users, entered (and admitted) now: their ids and tokens.
 fn enter(b: &Booking, n: u64) -> anyhow::Result<Vec<(Active, String)>> {
     let out = Mutex::new(Vec::with_capacity(n as usize));

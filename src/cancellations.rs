@@ -152,13 +152,16 @@ pub(crate) fn cancel_showtime(
     if found == 0 {
         return Err(Error::NotFound(Entity::Showtime));
     }
-    let mut out = ShowtimeCancelled::default();
     // Holds: live ones released, lapsed ones expired.
-    out.released = c.execute(
+    let released = c.execute(
         "UPDATE tickets SET status = 'released', ended_at = ?2
          WHERE showtime_id = ?1 AND status = 'held' AND held_until > ?2",
         params![showtime, now.ms],
     )? as u64;
+    let mut out = ShowtimeCancelled {
+        released,
+        ..ShowtimeCancelled::default()
+    };
     c.execute(
         "UPDATE tickets SET status = 'expired' WHERE showtime_id = ?1 AND status = 'held'",
         params![showtime],

@@ -187,7 +187,7 @@ struct SeatClaim {
 
 impl SeatClaim {
     fn free(&self, now: Now) -> bool {
-        !self.sold && !self.held_until.is_some_and(|t| t > now.ms)
+        !self.sold && self.held_until.is_none_or(|t| t <= now.ms)
     }
 }
 

@@ -66,6 +66,7 @@ impl EnterLimit {
     }
 
     /// Addresses remembered now.
+    #[cfg(test)]
     pub fn tracked(&self) -> usize {
         self.read().as_ref().map_or(0, |l| l.len())
     }
@@ -84,7 +85,10 @@ mod tests {
             assert!(l.check(a).is_ok());
         }
         let wait = l.check(a).unwrap_err();
-        assert!(wait > Duration::ZERO && wait <= Duration::from_secs(2), "{wait:?}");
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(2),
+            "{wait:?}"
+        );
         assert!(l.check(b).is_ok());
         assert_eq!(l.tracked(), 2);
     }

@@ -531,12 +531,14 @@ mod tests {
         }]);
         assert_eq!(all.prices(u32::MAX).unwrap_err().code(), "invalid_request");
         assert_eq!(flat.prices(MAX_SEATS).unwrap().len(), MAX_SEATS as usize);
-        let file: CatalogFile = serde_json::from_str(include_str!(
-            "../fuzz/corpus/catalog/seed-seats-max-u32"
-        ))
-        .unwrap();
+        let file: CatalogFile =
+            serde_json::from_str(include_str!("../fuzz/corpus/catalog/seed-seats-max-u32"))
+                .unwrap();
         let s = &file.concerts[0].showtimes[0];
-        assert_eq!(s.price.prices(s.seats).unwrap_err().code(), "invalid_request");
+        assert_eq!(
+            s.price.prices(s.seats).unwrap_err().code(),
+            "invalid_request"
+        );
     }
 
     #[test]

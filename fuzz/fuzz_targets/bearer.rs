@@ -28,7 +28,11 @@ fn booking() -> &'static Booking {
         let cfg = Config::default()
             .with_jwt_secret(SECRET)
             .with_durability(Durability::Normal);
-        Booking::open_temporary(cfg, Arc::new(ManualClock::fixed())).expect("open")
+        let dir = std::env::temp_dir().join("booking-fuzz-bearer");
+        let _ = std::fs::remove_dir_all(&dir); // a previous run's
+        std::fs::create_dir_all(&dir).expect("a directory for the database");
+        Booking::open_with_clock(dir.join("booking.db"), cfg, Arc::new(ManualClock::fixed()))
+            .expect("open")
     })
 }
 
@@ -59,7 +63,11 @@ fn check(token: &str, signed: Option<(&[u8], &[u8])>) {
                 Some(who.user_id()),
                 "{claims}"
             );
-            assert_eq!(claims["eid"].as_i64(), Some(who.entry_id().get()), "{claims}");
+            assert_eq!(
+                claims["eid"].as_i64(),
+                Some(who.entry_id().get()),
+                "{claims}"
+            );
             let exp = claims["exp"].as_i64().expect("exp");
             assert!(b.now().timestamp() < exp, "{claims}");
             match b.authorize_active(token) {

@@ -3,7 +3,8 @@
 //!
 //! Holds: nothing panics and nothing allocates without bound; prices that pass are one per seat,
 //! each 1..=MAX_PRICE; a refused catalog is `invalid_request` or `invalid_amount` and loads
-//! nothing (all or nothing); a catalog that loads adds exactly its concerts.
+//! nothing (all or nothing); a catalog that loads adds exactly its concerts. The database is in
+//! a fixed temporary directory (`booking-fuzz-catalog`), renewed as it goes: one process at a time.
 #![no_main]
 
 use booking::{Booking, CatalogFile, Config, Durability, ManualClock, MAX_PRICE};
@@ -16,9 +17,14 @@ static DB: Mutex<Option<(Booking, u32)>> = Mutex::new(None);
 fn with_db(f: impl FnOnce(&Booking)) {
     let mut db = DB.lock().unwrap_or_else(|p| p.into_inner());
     if db.as_ref().is_none_or(|(_, loads)| *loads >= 500) {
-        *db = None; // drops (and deletes) the old one first
+        *db = None; // closes the old one first
+        let dir = std::env::temp_dir().join("booking-fuzz-catalog");
+        let _ = std::fs::remove_dir_all(&dir); // the last one's, or a previous run's
+        std::fs::create_dir_all(&dir).expect("a directory for the database");
         let cfg = Config::default().with_durability(Durability::Normal);
-        let b = Booking::open_temporary(cfg, Arc::new(ManualClock::fixed())).expect("open");
+        let b =
+            Booking::open_with_clock(dir.join("booking.db"), cfg, Arc::new(ManualClock::fixed()))
+                .expect("open");
         *db = Some((b, 0));
     }
     let (b, loads) = db.as_mut().unwrap();

@@ -35,7 +35,9 @@ fuzz_target!(|data: &[u8]| {
                 matches!(code, "invalid_json" | "invalid_request"),
                 "unexpected code {code}"
             );
-            assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+            assert!(v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()));
         }
     }
 });

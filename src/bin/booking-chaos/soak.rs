@@ -167,12 +167,16 @@ pub fn run(args: Args) -> anyhow::Result<bool> {
         // server's as it ends.
         for m in 1..=args.minutes {
             let at = start + Duration::from_secs(u64::from(m) * args.row_secs);
-            std::thread::sleep(at.saturating_duration_since(Instant::now()));
+            // The server is read a moment before the minute ends: at the end of the last
+            // one the clients have already closed their connections.
+            let read_at = at - Duration::from_millis(200);
+            std::thread::sleep(read_at.saturating_duration_since(Instant::now()));
             let p = args.pid.map(sample).transpose().unwrap_or_else(|e| {
                 shared.error(format!("{e:#}"));
                 None
             });
             samples.push(p);
+            std::thread::sleep(at.saturating_duration_since(Instant::now()));
             let minute = shared
                 .minutes
                 .lock()

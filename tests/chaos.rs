@@ -15,7 +15,7 @@
 //!
 //! Knobs: `BOOKING_CHAOS_SECS` (default 15), `BOOKING_CHAOS_SERVERS` (2),
 //! `BOOKING_CHAOS_CLIENTS` (10), `BOOKING_CHAOS_SEED` (random; printed). The history, the final
-//! state and the violations of each run are written under the target directory (printed).
+//! state and the violations of the last run are kept in `target/tmp/chaos-latest/`.
 
 mod support;
 
@@ -93,15 +93,16 @@ fn a_history_under_crashes_and_pauses_checks_out() {
     let n_clients = knob("BOOKING_CHAOS_CLIENTS", 10).max(1) as usize;
     let seed = knob("BOOKING_CHAOS_SEED", rand::random::<u32>() as u64);
     let began = Instant::now();
-    let out_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("chaos-{}", history::now_us() / 1_000_000));
+    // What was checked is kept (the last run's only) for a look after a failure.
+    let out_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("chaos-latest");
+    let _ = std::fs::remove_dir_all(&out_dir);
     std::fs::create_dir_all(&out_dir).unwrap();
     eprintln!(
         "chaos: {secs} s, {n_servers} servers, {n_clients} clients, seed {seed}; files in {}",
         out_dir.display()
     );
 
-    let (_dir, db) = support::temp_db();
+    let (dir, db) = support::temp_db();
     let catalog = seed_catalog(&db, secs);
     // Holds lapse during the run (2 s); sessions end after 6 s, and more users come than
     // there are active slots, so some wait in line and poll. Servers differ in how they commit.
@@ -231,7 +232,7 @@ fn a_history_under_crashes_and_pauses_checks_out() {
     }
 
     // The checker proves itself: each planted fault is caught by its check.
-    let plants = chaos::plant::plants(&history, &state, &db, &out_dir, policy.hold_ttl_ms);
+    let plants = chaos::plant::plants(&history, &state, &db, dir.path(), policy.hold_ttl_ms);
     let mut missed = Vec::new();
     eprintln!("\nplanted faults (each in a copy of the run's history or database):");
     for p in &plants {

@@ -38,6 +38,9 @@
 //!   `tests/lifecycle_races.rs`'s business; the model checks what each answer is, not who wins.
 //! - Idempotency-Key retention is the default 24 h; keys past it are forgotten at a sweep.
 //!
+//! A failure prints the minimal case as JSON too: `BOOKING_MODEL_REPLAY='<json>'` runs just that
+//! case, and a regular test keeps it with [`replay`].
+//!
 //! Cases per backend: `BOOKING_MODEL_CASES` (default 128; about 10 s for both backends in a debug
 //! build on two cores). A long run by hand:
 //! `BOOKING_MODEL_CASES=20000 cargo test --release --test model`. `BOOKING_MODEL_SEED=N` replays
@@ -55,6 +58,7 @@ use proptest::test_runner::{
     Config as Runner, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner,
 };
 use rstest_reuse::apply;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// The most points one charge may bring, and one wallet may hold: small, so that the limits are
@@ -65,7 +69,7 @@ const MAX_BALANCE: i64 = 60_000;
 const MAX_OPS: usize = 80;
 
 /// The policy of one case.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Knobs {
     pub max_active: u32,
     pub max_tickets: u32,
@@ -78,21 +82,21 @@ pub struct Knobs {
 }
 
 /// Which of a user's tokens an operation uses.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub enum Tok {
     Latest,
     /// One of the user's tokens (counted from the first), possibly for an entry that is over.
     Older(usize),
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub enum ShowRef {
     /// 0: the fixture's showtime, 1: its other showtime, 2: the one whose sale opens later.
     Show(usize),
     Unknown,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub enum SeatRef {
     /// The seat of this index (number − 1) of the showtime held.
     Of(usize),
@@ -101,7 +105,7 @@ pub enum SeatRef {
     Unknown,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub enum TRef {
     /// One of the user's own tickets (if any; else anyone's).
     Own(usize),
@@ -116,7 +120,7 @@ pub enum TRef {
     Unknown,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Op {
     Enter,
     Reenter {
@@ -1142,8 +1146,20 @@ fn seed() -> u64 {
         .unwrap_or_else(rand::random)
 }
 
+/// Runs one case given as JSON (`[knobs, ops]`, as a failure prints it) on `backend`.
+pub fn replay(backend: Backend, case: &str) -> Result<(), TestCaseError> {
+    let (k, ops): (Knobs, Vec<Op>) = serde_json::from_str(case).expect("a case as JSON");
+    run_case(backend, &k, &ops)
+}
+
 #[apply(backends)]
 fn random_sequences_answer_as_the_model_says(#[case] backend: Backend) {
+    if let Ok(case) = std::env::var("BOOKING_MODEL_REPLAY") {
+        if let Err(e) = replay(backend, &case) {
+            panic!("{backend:?}: {e}");
+        }
+        return;
+    }
     let seed = seed();
     let mut bytes = [0u8; 32];
     bytes[..8].copy_from_slice(&seed.to_le_bytes());
@@ -1169,8 +1185,23 @@ fn random_sequences_answer_as_the_model_says(#[case] backend: Backend) {
         }
         Err(TestError::Fail(why, (k, ops))) => panic!(
             "{backend:?}: the library and the model disagree (BOOKING_MODEL_SEED={seed}).\n\
-             {why}\nminimal case:\n{k:?}\n{ops:#?}"
+             {why}\nminimal case:\n{k:?}\n{ops:#?}\nas JSON (for `replay`, or \
+             BOOKING_MODEL_REPLAY='...'):\n{}",
+            serde_json::to_string(&(&k, &ops)).unwrap()
         ),
         Err(e) => panic!("{backend:?} (seed {seed}): {e}"),
     }
+}
+
+/// The minimal case of a deliberate bug (the user's cancel cutoff made exclusive), kept to show
+/// the form of a regression test: a purchase, then a cancel at the very cutoff (inclusive).
+#[apply(backends)]
+fn a_cancel_at_the_cutoff_itself_is_allowed(#[case] backend: Backend) {
+    replay(
+        backend,
+        r#"[{"max_active":1,"max_tickets":1,"max_extensions":0,"fee_percent":10,"cutoff_hours":24,"left_out":0},
+            [{"Buy":{"u":0,"show":{"Show":0},"seats":[{"Of":0}]}},
+             {"Cancel":{"u":0,"tok":"Latest","t":{"Paid":0},"key":null}}]]"#,
+    )
+    .unwrap();
 }

@@ -168,7 +168,7 @@ pub fn run(args: Args) -> anyhow::Result<bool> {
         for m in 1..=args.minutes {
             let at = start + Duration::from_secs(u64::from(m) * args.row_secs);
             // The server is read a moment before the minute ends: at the end of the last
-            // one the clients have already closed their connections.
+            // one the clients close their connections.
             let read_at = at - Duration::from_millis(200);
             std::thread::sleep(read_at.saturating_duration_since(Instant::now()));
             let p = args.pid.map(sample).transpose().unwrap_or_else(|e| {
@@ -270,6 +270,8 @@ fn worker(shared: &Shared) {
         let i = shared.next.fetch_add(1, Ordering::Relaxed);
         let due = shared.start + Duration::from_secs_f64(i as f64 / shared.args.rate);
         if due >= shared.end {
+            // Connected until the end, so the last minute's figures see every client.
+            std::thread::sleep(shared.end.saturating_duration_since(Instant::now()));
             return;
         }
         std::thread::sleep(due.saturating_duration_since(Instant::now()));

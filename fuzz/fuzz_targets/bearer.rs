@@ -73,7 +73,10 @@ fn check(token: &str, signed: Option<(&[u8], &[u8])>) {
             let header: Header = serde_json::from_slice(header).expect("a header");
             assert_eq!(header.alg, "HS256");
             let claims: Claims = serde_json::from_slice(claims).expect("claims");
-            assert_eq!(booking::UserId::parse(&claims.sub).ok(), Some(who.user_id()));
+            assert_eq!(
+                booking::UserId::parse(&claims.sub).ok(),
+                Some(who.user_id())
+            );
             assert_eq!(claims.eid, who.entry_id().get());
             assert!(b.now().timestamp() < claims.exp, "exp {}", claims.exp);
             match b.authorize_active(token) {

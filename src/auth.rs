@@ -41,7 +41,7 @@ pub struct Identity {
 }
 
 impl Identity {
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn new(user_id: UserId, entry_id: EntryId) -> Identity {
         Identity { user_id, entry_id }
     }

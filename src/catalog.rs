@@ -238,8 +238,15 @@ fn check_price(p: Points) -> Result<()> {
 }
 
 impl Pricing {
-    /// Checks the pricing against `seats` and returns the price of each seat (index = number-1).
+    /// Checks the pricing against `seats` (1..=[`MAX_SEATS`]) and returns the price of each seat
+    /// (index = number-1).
     pub fn prices(&self, seats: u32) -> Result<Vec<Points>> {
+        // Before allocating one price per seat: a catalog file's `seats` is any u32.
+        if seats == 0 || seats > MAX_SEATS {
+            return Err(Error::InvalidRequest(format!(
+                "seats must be between 1 and {MAX_SEATS}"
+            )));
+        }
         match self {
             Pricing::Flat(p) => {
                 check_price(*p)?;
@@ -554,6 +561,35 @@ mod tests {
         assert_eq!(
             Pricing::Flat(Points::ZERO).prices(1).unwrap_err().code(),
             "invalid_amount"
+        );
+    }
+
+    /// Found by the `catalog` fuzz target (fuzz/corpus/catalog/seed-seats-max-u32): a catalog
+    /// file with `"seats": 4294967295` made `prices` allocate 32 GiB before checking anything.
+    #[test]
+    fn prices_refuse_a_seat_count_out_of_range_before_allocating() {
+        let flat = Pricing::Flat(Points::new(1));
+        for seats in [0, MAX_SEATS + 1, u32::MAX] {
+            assert_eq!(
+                flat.prices(seats).unwrap_err().code(),
+                "invalid_request",
+                "{seats}"
+            );
+        }
+        let all = Pricing::Sections(vec![PriceRange {
+            from: 1,
+            to: u32::MAX,
+            price: Points::new(5),
+        }]);
+        assert_eq!(all.prices(u32::MAX).unwrap_err().code(), "invalid_request");
+        assert_eq!(flat.prices(MAX_SEATS).unwrap().len(), MAX_SEATS as usize);
+        let file: CatalogFile =
+            serde_json::from_str(include_str!("../fuzz/corpus/catalog/seed-seats-max-u32"))
+                .unwrap();
+        let s = &file.concerts[0].showtimes[0];
+        assert_eq!(
+            s.price.prices(s.seats).unwrap_err().code(),
+            "invalid_request"
         );
     }
 

@@ -37,6 +37,9 @@
 
 mod assets;
 mod front;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod handlers;
 mod input;
 mod limits;

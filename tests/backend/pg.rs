@@ -13,6 +13,10 @@
 //!   stops it and removes the directory.
 //! - Neither: the PostgreSQL cases pass after one line on stderr saying they were skipped, unless
 //!   `BOOKING_REQUIRE_POSTGRES=1`: then they fail.
+//!
+//! [`start_reachable_at`] starts one more throwaway cluster the same way, listening also on one
+//! of the machine's addresses and trusting one subnet, for servers in other network namespaces
+//! (`tests/multi_host.rs`).
 
 use super::Value;
 use postgres::types::{ToSql, Type};
@@ -90,7 +94,7 @@ impl Cluster {
             }
         }
         let bin = binaries()?;
-        start(&bin)
+        start(&bin, None)
     }
 
     fn admin(&self) -> String {
@@ -138,6 +142,34 @@ impl Cluster {
             admin: self.admin(),
         }
     }
+}
+
+/// A throwaway cluster of its own (never `BOOKING_TEST_POSTGRES`'s server), made as
+/// [`cluster`]'s is, that also listens on `address` (an address of this machine) and trusts every
+/// connection from `subnet` (say `10.1.2.0/24`): for clients in other network namespaces. Its
+/// URLs name the Unix socket; [`on_host`] turns one into a TCP URL. `Err` says why it could not
+/// start (no PostgreSQL binaries, no `postgres` user as root, the server did not come up).
+pub fn start_reachable_at(address: &str, subnet: &str) -> Result<Cluster, String> {
+    let bin = binaries()?;
+    start(&bin, Some((address, subnet)))
+}
+
+/// `url` reaching the server over TCP at `host` (same user, port and database).
+pub fn on_host(url: &str, host: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a URL");
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let (user, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) => (format!("{u}@"), h),
+        None => (String::new(), authority),
+    };
+    let port = hostport
+        .rsplit_once(':')
+        .map(|(_, p)| format!(":{p}"))
+        .unwrap_or_default();
+    format!("{scheme}://{user}{host}{port}{tail}")
 }
 
 /// `url` naming database `name` instead.
@@ -222,8 +254,8 @@ fn run(mut c: Command, what: &str) -> Result<(), String> {
 /// directory. (A server that stopped by itself — its port taken at start — leaves the directory
 /// to the next try until then.)
 const WATCHDOG: &str = r#"
-parent=$1; bin=$2; dir=$3; port=$4
-"$bin/postgres" -D "$dir/data" -p "$port" -k "$dir" -c listen_addresses=127.0.0.1 \
+parent=$1; bin=$2; dir=$3; port=$4; listen=$5
+"$bin/postgres" -D "$dir/data" -p "$port" -k "$dir" -c listen_addresses="$listen" \
     -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
     -c max_connections=400 -c shared_buffers=64MB -c deadlock_timeout=100ms \
     -c track_commit_timestamp=on >"$dir/log" 2>&1 &
@@ -235,7 +267,9 @@ while [ -d "/proc/$parent" ]; do sleep 0.5; done
 rm -rf "$dir"
 "#;
 
-fn start(bin: &Path) -> Result<Cluster, String> {
+/// Starts a cluster listening on 127.0.0.1 and, given `reachable` = (address, subnet), on that
+/// address too, trusting connections from that subnet.
+fn start(bin: &Path, reachable: Option<(&str, &str)>) -> Result<Cluster, String> {
     let root = is_root();
     if root
         && !Command::new("id")
@@ -258,6 +292,16 @@ fn start(bin: &Path) -> Result<Cluster, String> {
     }
     let data = dir.join("data");
     make_data_dir(bin, &data, root)?;
+    let mut listen = "127.0.0.1".to_string();
+    if let Some((address, subnet)) = reachable {
+        listen = format!("{listen},{address}");
+        let hba = data.join("pg_hba.conf");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&hba)
+            .map_err(|e| format!("{}: {e}", hba.display()))?;
+        writeln!(f, "host all all {subnet} trust").map_err(|e| e.to_string())?;
+    }
 
     // A free port (another process may take it before the server does: try again then).
     let mut last = String::new();
@@ -275,6 +319,7 @@ fn start(bin: &Path) -> Result<Cluster, String> {
             .arg(bin)
             .arg(&dir)
             .arg(port.to_string())
+            .arg(&listen)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());

@@ -80,19 +80,32 @@ struct Net {
 }
 
 /// Removes a run's namespaces (killing what runs in them first), veth pairs and bridge; each step
-/// may find its object already gone. `$1` the tag, `$2` the number of hosts.
+/// may find its object already gone. `$1` the tag, `$2` the number of hosts, `$3` the `ip` command.
 const CLEANUP: &str = r#"
-tag=$1; hosts=$2; i=0
+tag=$1; hosts=$2; ip=$3; i=0
 while [ "$i" -lt "$hosts" ]; do
   ns="booking-$tag-h$i"
-  for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
-  ip netns del "$ns" 2>/dev/null
-  ip link del "bkv${tag}h$i" 2>/dev/null
+  for p in $("$ip" netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+  "$ip" netns del "$ns" 2>/dev/null
+  "$ip" link del "bkv${tag}h$i" 2>/dev/null
   i=$((i + 1))
 done
-ip link del "bkb$tag" 2>/dev/null
+"$ip" link del "bkb$tag" 2>/dev/null
 exit 0
 "#;
+
+/// The `ip` command: on `PATH`, else where Debian puts it (`/usr/sbin`, `/sbin`: not on every
+/// user's `PATH`).
+fn ip_command() -> PathBuf {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|d| d.join("ip"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| "ip".into())
+}
 
 impl Net {
     fn bridge(&self) -> String {
@@ -119,7 +132,7 @@ impl Net {
 
     /// Makes the bridge and `hosts` namespaces joined to it; `Err` says what could not be done.
     fn create(hosts: usize) -> Result<Net, String> {
-        match Command::new("ip").arg("-V").output() {
+        match Command::new(ip_command()).arg("-V").output() {
             Ok(o) if o.status.success() => {}
             Ok(o) => return Err(format!("`ip -V` failed: {}", stderr_of(&o))),
             Err(e) => return Err(format!("no `ip` command (iproute2): {e}")),
@@ -133,7 +146,7 @@ impl Net {
             watchdog: None,
         };
         // First the watchdog, so that whatever gets made is removed even if this process dies now.
-        let mut watchdog = Command::new("sh");
+        let mut watchdog = Command::new("/bin/sh");
         watchdog
             .arg("-c")
             .arg(format!(
@@ -143,6 +156,7 @@ impl Net {
             .arg(pid.to_string())
             .arg(&net.tag)
             .arg(hosts.to_string())
+            .arg(ip_command())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -184,12 +198,13 @@ impl Drop for Net {
             let _ = w.kill();
             let _ = w.wait();
         }
-        let _ = Command::new("sh")
+        let _ = Command::new("/bin/sh")
             .arg("-c")
             .arg(CLEANUP)
             .arg("sh")
             .arg(&self.tag)
             .arg(self.hosts.to_string())
+            .arg(ip_command())
             .stdin(Stdio::null())
             .status();
     }
@@ -201,7 +216,7 @@ fn stderr_of(o: &std::process::Output) -> String {
 
 /// Runs `ip args…`; `Err` names the command and what it said.
 fn ip(args: &[&str]) -> Result<(), String> {
-    let o = Command::new("ip")
+    let o = Command::new(ip_command())
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -218,7 +233,7 @@ fn ip(args: &[&str]) -> Result<(), String> {
 fn free_prefix(pid: u32) -> Result<String, String> {
     let mut taken = String::new();
     for what in [["-4", "addr"], ["-4", "route"]] {
-        let o = Command::new("ip")
+        let o = Command::new(ip_command())
             .args(what)
             .output()
             .map_err(|e| e.to_string())?;
@@ -246,7 +261,7 @@ impl Server {
     /// stderr goes to `log`.
     fn start(ns: &str, address: &str, db: &str, log: PathBuf) -> Server {
         let err = std::fs::File::create(&log).expect("server log");
-        let mut child = Command::new("ip")
+        let mut child = Command::new(ip_command())
             .args(["netns", "exec", ns])
             .arg(env!("CARGO_BIN_EXE_booking-server"))
             .args(["--db", db, "--addr", &format!("{address}:8080")])
@@ -373,7 +388,7 @@ fn three_hosts_on_one_postgres_database() {
     let kill = t.elapsed();
 
     // verify, from another machine than the test's: booking-cli in host 1's namespace.
-    let out = Command::new("ip")
+    let out = Command::new(ip_command())
         .args(["netns", "exec", &net.namespace(1)])
         .arg(env!("CARGO_BIN_EXE_booking-cli"))
         .args(["--db", &url, "--json", "verify"])

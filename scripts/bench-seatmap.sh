@@ -66,14 +66,16 @@ if [ -n "$ETAG" ]; then
   read -r OTHER _ < <(sed -n 2p "$WORK/data/tokens.txt" 2>/dev/null || true)
   OTHER=${OTHER:-$(awk 'NR==1 {print $1}' "$WORK/data/tokens.txt")}
   SHOW=${MAP##*:}
-  SEAT=$(curl -s -H "Authorization: Bearer $TOKEN" "$URL$MAP" | grep -o '"id":[0-9]*' | head -1 | cut -d: -f2)
+  SEAT=$(curl -s -H "Authorization: Bearer $TOKEN" "$URL$MAP" | grep -o '"id":[0-9]*' \
+    | awk -F: 'NR == 1 { id = $2 } END { print id }')  # reads all: no SIGPIPE under pipefail
   curl -s -o /dev/null -H "Authorization: Bearer $OTHER" -H 'Content-Type: application/json' \
     -d "{\"showtime_id\": $SHOW, \"seat_id\": $SEAT}" "$URL/tickets"
   run "GET the map ?since= the version before one change" since "${ETAG//\"/}"
+  DIFF=$(curl -s -H "Authorization: Bearer $TOKEN" "$URL$MAP?since=${ETAG//\"/}")
   ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
   echo
   echo "- 304 / healthz = $(ratio "$RPS_map304" "$RPS_healthz") (target ≥ 0.5)"
-  echo "- since diff / healthz = $(ratio "$RPS_since" "$RPS_healthz") (target ≥ 0.5)"
+  echo "- since diff / healthz = $(ratio "$RPS_since" "$RPS_healthz") (target ≥ 0.5); the diff: $(printf %s "$DIFF" | wc -c) bytes, $(printf %s "$DIFF" | grep -o '"id":' | wc -l) seat(s)"
 else
   echo
   echo "- this server sends no ETag: full maps only"

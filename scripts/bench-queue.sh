@@ -6,14 +6,15 @@
 #   2. POST /token (a new user waits) and GET /token (a waiting user's poll) with 1,000 and with
 #      1,000,000 users waiting (100 active, --max-active 100);
 #   3. the opening of a 1,000,000-entry prequeue (`booking-cli queue open-at now`): how long the
-#      placing takes, and the worst latency of polls and entries sent during it.
+#      placing takes, and the worst latency of polls and entries sent during all of it (wrk in
+#      5 s segments until the prequeue is placed).
 # wrk -t1 -c50 per run. The databases are filled through the library (booking-load prepare-queue).
 #
 # usage: scripts/bench-queue.sh [--duration 10s] [--small 1000] [--active 100000]
-#                               [--waiting 1000000] [--prequeue 1000000]
+#                               [--waiting 1000000] [--prequeue 1000000] [--opening-only]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=10s SMALL=1000 ACTIVE=100000 WAITING=1000000 PREQUEUE=1000000 CONNS=50
+DURATION=10s SMALL=1000 ACTIVE=100000 WAITING=1000000 PREQUEUE=1000000 CONNS=50 OPENING_ONLY=
 PORT=${BOOKING_BENCH_PORT:-18082}
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -22,6 +23,7 @@ while [ $# -gt 0 ]; do
     --active) ACTIVE=$2; shift 2 ;;
     --waiting) WAITING=$2; shift 2 ;;
     --prequeue) PREQUEUE=$2; shift 2 ;;
+    --opening-only) OPENING_ONLY=1; shift ;;
     *) echo "usage: $0 [--duration 10s] [--small N] [--active N] [--waiting N] [--prequeue N]" >&2; exit 2 ;;
   esac
 done
@@ -53,6 +55,7 @@ run() { # key mode [file] -> sets RPS[key]
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
+if [ -z "$OPENING_ONLY" ]; then
 echo "== active users: $SMALL and $ACTIVE"
 for n in "$SMALL" "$ACTIVE"; do
   "$BIN/booking-load" prepare-queue --db "$WORK/active-$n.db" --out "$WORK/active-$n" --active "$n"
@@ -70,26 +73,53 @@ for n in "$SMALL" "$WAITING"; do
   run "enter-waiting-$n" enter
   stop
 done
+fi
 echo "== the opening of a $PREQUEUE-entry prequeue"
 "$BIN/booking-load" prepare-queue --db "$WORK/open.db" --out "$WORK/open" --active 100 \
   --waiting "$SMALL" --prequeue "$PREQUEUE"
 start "$WORK/open.db" --max-active 100
-wrk -t1 -c"$CONNS" -d20s --latency -s scripts/wrk/booking.lua "http://127.0.0.1:$PORT" -- \
-  poll "$WORK/open/prequeue.txt" >"$WORK/open-poll.txt" &
-POLLS=$!
+# Load for as long as the placing lasts: wrk in 5 s segments, until the prequeue is placed
+# (polls of prequeue users on $CONNS connections, and new users entering on 8), the worst of
+# the segments kept. Each segment's latencies are wrk's own: max, and p99 from booking.lua.
+load() { # mode file tag conns
+  local i=0
+  while [ ! -e "$WORK/placed" ]; do
+    i=$((i + 1))
+    wrk -t1 -c"$4" -d5s --latency -s scripts/wrk/booking.lua "http://127.0.0.1:$PORT" -- \
+      "$1" ${2:+"$2"} >"$WORK/open-$3-$i.txt"
+  done
+}
+load poll "$WORK/open/prequeue.txt" poll "$CONNS" &
+LOAD_POLL=$!
+load enter "" enter 8 &
+LOAD_ENTER=$!
 sleep 2
 T0=$(date +%s.%N)
 "$BIN/booking-cli" --db "$WORK/open.db" queue open-at now >/dev/null
 while [ "$("$BIN/booking-cli" --db "$WORK/open.db" --json queue show | sed -n 's/.*"prequeue": *\([0-9]*\).*/\1/p')" != 0 ]; do
-  sleep 0.05
+  sleep 0.2
 done
 T1=$(date +%s.%N)
-wait $POLLS
+touch "$WORK/placed"
+wait $LOAD_POLL $LOAD_ENTER
 stop
 PLACING=$(awk -v a="$T0" -v b="$T1" 'BEGIN { printf "%.1f", b - a }')
-MAX=$(awk '/^    Latency / { print $4 }' "$WORK/open-poll.txt")
-P99=$(awk '/^p99_us/ { printf "%.1f", $2 / 1000 }' "$WORK/open-poll.txt")
+worst() { # tag -> "max_ms p99_ms requests statuses" over the segments
+  awk '
+    /^    Latency / { v = $4; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v)
+                      ms = (u == "us") ? v / 1000 : (u == "s") ? v * 1000 : (u == "m") ? v * 60000 : v
+                      if (ms > max) max = ms }
+    /^p99_us/ { if ($2 / 1000 > p99) p99 = $2 / 1000 }
+    /requests in/ { n += $1 }
+    /^statuses: / { for (i = 2; i <= NF; i++) { split($i, kv, "="); st[kv[1]] += kv[2] } }
+    END { s = ""; for (k in st) s = s k "=" st[k] " "
+          printf "%.1f %.1f %d %s\n", max, p99, n, s }' "$WORK"/open-"$1"-*.txt
+}
+read -r POLL_MAX POLL_P99 POLL_N POLL_ST < <(worst poll)
+read -r ENTER_MAX ENTER_P99 ENTER_N ENTER_ST < <(worst enter)
+SEGMENTS=$(ls "$WORK"/open-poll-*.txt | wc -l)
 echo
+if [ -z "$OPENING_ONLY" ]; then
 echo "## The waiting room at scale, wrk -t1 -c$CONNS -d$DURATION"
 echo
 echo "| run | with $SMALL | with the large number | ratio (target ≥ 0.75) |"
@@ -99,4 +129,8 @@ echo "| POST /token, admitted at once, $ACTIVE active | ${RPS[enter-active-$SMAL
 echo "| GET /token, a waiting user, $WAITING waiting | ${RPS[poll-waiting-$SMALL]} | ${RPS[poll-waiting-$WAITING]} | $(ratio "${RPS[poll-waiting-$WAITING]}" "${RPS[poll-waiting-$SMALL]}") |"
 echo "| POST /token, waiting, $WAITING waiting | ${RPS[enter-waiting-$SMALL]} | ${RPS[enter-waiting-$WAITING]} | $(ratio "${RPS[enter-waiting-$WAITING]}" "${RPS[enter-waiting-$SMALL]}") |"
 echo
-echo "- the opening of $PREQUEUE prequeue entries: placed in ${PLACING} s; polls meanwhile: max latency $MAX, p99 $P99 ms (target: no request waits more than 1 s)"
+fi
+echo "- the opening of $PREQUEUE prequeue entries: placed in ${PLACING} s (queue show every 0.2 s)"
+echo "- polls of prequeue users meanwhile ($CONNS connections, $SEGMENTS segments of 5 s, $POLL_N requests: $POLL_ST): max latency $POLL_MAX ms, worst segment p99 $POLL_P99 ms"
+echo "- new users entering meanwhile (8 connections, $ENTER_N requests: $ENTER_ST): max latency $ENTER_MAX ms, worst segment p99 $ENTER_P99 ms"
+echo "  (target: no request waits more than 1 s)"

@@ -5,28 +5,35 @@
 #
 # usage: scripts/bench-seatmap.sh [--seats 5000] [--duration 4s] [--connections 32]
 #                                 [--server PATH-TO-booking-server]  (to measure another build)
+# With --server, the database is prepared by the booking-load beside that server (if there is
+# one), so that its schema is the one that server knows; --load PATH names another.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SEATS=5000 DURATION=4s CONNS=32 SERVER_BIN= PORT=${BOOKING_BENCH_PORT:-18081}
+SEATS=5000 DURATION=4s CONNS=32 SERVER_BIN= LOAD_BIN= PORT=${BOOKING_BENCH_PORT:-18081}
 while [ $# -gt 0 ]; do
   case "$1" in
     --seats) SEATS=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
     --connections) CONNS=$2; shift 2 ;;
     --server) SERVER_BIN=$2; shift 2 ;;
-    *) echo "usage: $0 [--seats N] [--duration 4s] [--connections 32] [--server BIN]" >&2; exit 2 ;;
+    --load) LOAD_BIN=$2; shift 2 ;;
+    *) echo "usage: $0 [--seats N] [--duration 4s] [--connections 32] [--server BIN] [--load BIN]" >&2; exit 2 ;;
   esac
 done
 command -v wrk >/dev/null || { echo "wrk not found (Debian: apt-get install -y wrk)" >&2; exit 2; }
 command -v curl >/dev/null || { echo "curl not found" >&2; exit 2; }
 cargo build --release --features "server bench" --bin booking-server --bin booking-load
 BIN=target/release
+if [ -z "$LOAD_BIN" ] && [ -n "$SERVER_BIN" ] && [ -x "$(dirname "$SERVER_BIN")/booking-load" ]; then
+  LOAD_BIN=$(dirname "$SERVER_BIN")/booking-load
+fi
 SERVER_BIN=${SERVER_BIN:-$BIN/booking-server}
+LOAD_BIN=${LOAD_BIN:-$BIN/booking-load}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/booking-seatmap-bench.XXXXXX")
 PID=
 trap '[ -n "$PID" ] && kill $PID 2>/dev/null; rm -rf "$WORK"' EXIT
 
-"$BIN/booking-load" prepare --db "$WORK/map.db" --out "$WORK/data" --journey-concerts 0 \
+"$LOAD_BIN" prepare --db "$WORK/map.db" --out "$WORK/data" --journey-concerts 0 \
   --listing-seats "$SEATS" --hold-seats 4 --pay-tickets 4 --tokens 2 >/dev/null
 "$SERVER_BIN" --db "$WORK/map.db" --addr "127.0.0.1:$PORT" --log warn >"$WORK/server.log" 2>&1 &
 PID=$!
@@ -59,14 +66,16 @@ if [ -n "$ETAG" ]; then
   read -r OTHER _ < <(sed -n 2p "$WORK/data/tokens.txt" 2>/dev/null || true)
   OTHER=${OTHER:-$(awk 'NR==1 {print $1}' "$WORK/data/tokens.txt")}
   SHOW=${MAP##*:}
-  SEAT=$(curl -s -H "Authorization: Bearer $TOKEN" "$URL$MAP" | grep -o '"id":[0-9]*' | head -1 | cut -d: -f2)
+  SEAT=$(curl -s -H "Authorization: Bearer $TOKEN" "$URL$MAP" | grep -o '"id":[0-9]*' \
+    | awk -F: 'NR == 1 { id = $2 } END { print id }')  # reads all: no SIGPIPE under pipefail
   curl -s -o /dev/null -H "Authorization: Bearer $OTHER" -H 'Content-Type: application/json' \
     -d "{\"showtime_id\": $SHOW, \"seat_id\": $SEAT}" "$URL/tickets"
   run "GET the map ?since= the version before one change" since "${ETAG//\"/}"
+  DIFF=$(curl -s -H "Authorization: Bearer $TOKEN" "$URL$MAP?since=${ETAG//\"/}")
   ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
   echo
   echo "- 304 / healthz = $(ratio "$RPS_map304" "$RPS_healthz") (target ≥ 0.5)"
-  echo "- since diff / healthz = $(ratio "$RPS_since" "$RPS_healthz") (target ≥ 0.5)"
+  echo "- since diff / healthz = $(ratio "$RPS_since" "$RPS_healthz") (target ≥ 0.5); the diff: $(printf %s "$DIFF" | wc -c) bytes, $(printf %s "$DIFF" | grep -o '"id":' | wc -l) seat(s)"
 else
   echo
   echo "- this server sends no ETag: full maps only"

@@ -149,7 +149,9 @@ echo "== wrk -t1 -d$DURATION per endpoint"
 bench "GET /healthz" healthz "$CONNS"
 bench "GET /token (poll)" poll "$CONNS" tokens.txt
 bench "GET /concerts/{id}:{id} (50 seats)" listing "$CONNS" listing.txt
-bench "POST /tickets (hold)" hold "$CONNS" holds.txt
+# One seat per request, different users' holds side by side (see scripts/wrk/interleave.awk).
+awk -f scripts/wrk/interleave.awk "$WORK/data/holds.txt" >"$WORK/data/holds1.txt"
+bench "POST /tickets (hold)" hold "$CONNS" holds1.txt
 bench "POST /points (charge)" charge "$CONNS" tokens.txt
 bench "POST /payments (pay)" pay 64 pays.txt
 stop_server

@@ -6,15 +6,19 @@
 #      scripts/pgbench/hold.sql (lock a free seat FOR UPDATE, insert its held ticket, update the
 #      seat; on the booking schema made by `booking-cli init`) at CONNECTIONS clients, then wrk
 #      POST /tickets (scripts/wrk/booking.lua, as scripts/bench-http.sh) at CONNECTIONS
-#      connections against one booking-server on PostgreSQL, each for DURATION; the ratio of
-#      each pair, and their median;
+#      connections against one booking-server on PostgreSQL, each for DURATION, twice: "one
+#      showtime" (the holds that run together are of one showtime, a hot date on sale: they
+#      queue on its seat-map version) and "many showtimes" (consecutive holds round-robin over
+#      the showtimes of HOLD_SHOWTIME_SEATS seats each); the ratios to pgbench, and medians;
 #   2. 1, 2 and 3 booking-server processes on one PostgreSQL database: wrk against each process
-#      at once (CONNECTIONS split between them), holds, then polls; the sums, ROUNDS times,
-#      the counts interleaved within a round;
+#      at once (CONNECTIONS split between them), holds (of one showtime), then polls; the sums,
+#      ROUNDS times, the counts interleaved within a round;
 #   3. scripts/bench-http.sh's table on SQLite and then on PostgreSQL (--db-url), back to back.
 # --profile (not for figures: it costs a little) loads pg_stat_statements and, while the HTTP
 # holds of step 1 run, samples what the server's backends wait for (pg_stat_activity, every
 # 50 ms); it prints the statements per hold and the waits after step 1.
+# BOOKING_BENCH_SERVER_B=PATH (another build of booking-server, say before a change) adds, to
+# each round of step 1, the same HTTP holds against that binary: a before/after in one run.
 # The settings of the cluster are PostgreSQL's defaults but for room (max_connections,
 # shared_buffers, max_wal_size): fsync and synchronous_commit on, as the server's default
 # durability (full) asks. Everything after the build runs under `flock` on
@@ -25,16 +29,17 @@
 #
 # usage: scripts/bench-pg.sh [--duration 15s] [--connections 64] [--rounds 3]
 #                            [--proc-duration 10s] [--processes "1 2 3"] [--no-table]
-#                            [--only-holds] [--data-scale 0.5] [--profile]
+#                            [--only-holds] [--data-scale 0.25] [--profile]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION=15s CONNS=64 ROUNDS=3 PDURATION=10s PROCS="1 2 3" TABLE=1 PROCESSES=1 DATA_SCALE=0.5
+DURATION=15s CONNS=64 ROUNDS=3 PDURATION=10s PROCS="1 2 3" TABLE=1 PROCESSES=1 DATA_SCALE=0.25
 PROFILE=
 # Sizing of the prepared data: at most this many raw transactions and HTTP holds per second.
-RAW_RATE=${BOOKING_BENCH_RAW_RATE:-30000} HOLD_RATE=${BOOKING_BENCH_HOLD_RATE:-12000}
+RAW_RATE=${BOOKING_BENCH_RAW_RATE:-30000} HOLD_RATE=${BOOKING_BENCH_HOLD_RATE:-4000}
+HOLD_SHOWTIME_SEATS=${BOOKING_BENCH_SHOWTIME_SEATS:-2000}
 LOCK=${BOOKING_BENCH_LOCK:-/tmp/booking-bench.lock}
-usage="usage: $0 [--duration 15s] [--connections 64] [--rounds 3] [--proc-duration 10s] [--processes \"1 2 3\"] [--no-table] [--only-holds] [--data-scale 0.5] [--profile]"
+usage="usage: $0 [--duration 15s] [--connections 64] [--rounds 3] [--proc-duration 10s] [--processes \"1 2 3\"] [--no-table] [--only-holds] [--data-scale 0.25] [--profile]"
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
@@ -110,7 +115,7 @@ psql -X -q "$URL/postgres" -c "SELECT version()" -tA
 psql -X -q "$URL/postgres" -tA -c "SELECT 'fsync=' || current_setting('fsync') || ' synchronous_commit=' || current_setting('synchronous_commit') || ' wal_sync_method=' || current_setting('wal_sync_method')"
 sql() { psql -X -q -v ON_ERROR_STOP=1 "$URL/$1" "${@:2}"; }
 settle() { sync; sql postgres -c CHECKPOINT; }
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
 # --- the raw database: the booking schema, one showtime with seats for every pgbench round
@@ -128,29 +133,35 @@ sql bench_raw -c "VACUUM ANALYZE"
 RAW_BASE=$(sql bench_raw -tA -c "SELECT min(id) FROM seats WHERE number >= 2")
 
 # --- the HTTP database: wrk data for every hold run, tokens for polls
-HOLD_SEATS=$((HOLD_RATE * SECS * ROUNDS + 4 * ROUNDS))
+HOLD_RUNS=2 # one showtime, many showtimes; and the same against BOOKING_BENCH_SERVER_B
+[ -z "${BOOKING_BENCH_SERVER_B:-}" ] || HOLD_RUNS=3
+HOLD_SEATS=$(( (HOLD_RATE * SECS + 4) * ROUNDS * HOLD_RUNS ))
 for n in $PROCS; do
   [ -z "$PROCESSES" ] || HOLD_SEATS=$((HOLD_SEATS + (HOLD_RATE * PSECS + 4 * n) * ROUNDS))
 done
 HOLD_SEATS=$(( (HOLD_SEATS + 3) / 4 * 4 ))
 echo "== HTTP database: booking-load prepare, $HOLD_SEATS seats to hold"
 "$BIN/booking-load" prepare --db "$URL/bench_http" --out "$WORK/data" --journey-concerts 0 \
-  --hold-seats "$HOLD_SEATS" --pay-tickets 0 --tokens 1000
+  --hold-seats "$HOLD_SEATS" --hold-showtime-seats "$HOLD_SHOWTIME_SEATS" --pay-tickets 0 --tokens 1000
 sql bench_http -c "VACUUM ANALYZE"
 [ -z "$PROFILE" ] || sql bench_http -c "CREATE EXTENSION pg_stat_statements"
 HOLD_OFF=0
-take_holds() { # N OUT: the next N unused lines of holds.txt (whole users: multiples of 4)
+take_holds() { # N OUT [spread]: the next N unused lines of holds.txt (whole users: multiples
+  # of 4), different users' holds side by side (scripts/wrk/interleave.awk); with "spread",
+  # round-robin over their showtimes (scripts/wrk/spread.awk)
   local n=$(( ($1 + 3) / 4 * 4 ))
-  sed -n "$((HOLD_OFF + 1)),$((HOLD_OFF + n))p" "$WORK/data/holds.txt" >"$2"
+  sed -n "$((HOLD_OFF + 1)),$((HOLD_OFF + n))p" "$WORK/data/holds.txt" |
+    awk -f scripts/wrk/interleave.awk |
+    if [ "${3:-}" = spread ]; then awk -f scripts/wrk/spread.awk; else cat; fi >"$2"
   HOLD_OFF=$((HOLD_OFF + n))
 }
 
-start_servers() { # N: booking-server processes on bench_http, ports in PORTS
+start_servers() { # N [BINARY]: booking-server processes on bench_http, ports in PORTS
   local i port
   SERVERS=() PORTS=()
   for i in $(seq "$1"); do
     port=$(free_port)
-    "$BIN/booking-server" --db "$URL/bench_http" --addr "127.0.0.1:$port" --log warn \
+    "${2:-$BIN/booking-server}" --db "$URL/bench_http" --addr "127.0.0.1:$port" --log warn \
       >>"$WORK/server.log" 2>&1 &
     SERVERS+=($!) PORTS+=("$port")
   done
@@ -176,7 +187,42 @@ wrk_bad() {
     grep -E '^ +Socket errors' "$1" | sed 's/^ *//' || true; } | tr '\n' ' '
 }
 
-RAW_TPS=() HTTP_HOLDS=() RATIOS=() NOTES=()
+http_holds() { # ROUND LABEL [spread]: wrk POST /tickets against PORTS[0]; sets rps
+  local r=$1 label=$2 out="$WORK/wrk-hold-$1$2.txt" bad
+  settle
+  take_holds $((HOLD_RATE * SECS)) "$WORK/holds-$r$label.txt" "${3:-}"
+  SAMPLER=
+  if [ -n "$PROFILE" ]; then
+    sql bench_http -c "SELECT pg_stat_statements_reset()" >/dev/null
+    while :; do
+      sql postgres -tA -c "SELECT coalesce(wait_event_type || ':' || wait_event, 'running')
+                           FROM pg_stat_activity
+                           WHERE datname = 'bench_http' AND state <> 'idle' AND pid <> pg_backend_pid()"
+      sleep 0.05
+    done >"$WORK/waits-$r$label.txt" 2>/dev/null &
+    SAMPLER=$!
+  fi
+  wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s scripts/wrk/booking.lua "http://127.0.0.1:${PORTS[0]}" \
+    -- hold "$WORK/holds-$r$label.txt" >"$out"
+  rps=$(wrk_rps "$out") bad=$(wrk_bad "$out")
+  [ -z "$bad" ] || NOTES+=("round $r holds$label: $bad")
+  if [ -n "$SAMPLER" ]; then
+    kill "$SAMPLER"; wait "$SAMPLER" 2>/dev/null || true
+    echo "  round $r$label: backends of booking-server by what they wait for (samples every 50 ms):"
+    sort "$WORK/waits-$r$label.txt" | uniq -c | sort -rn | head -8 | sed 's/^/      /'
+    local holds
+    holds=$(sql bench_http -tA -c "SELECT sum(calls) FROM pg_stat_statements
+                                   WHERE query LIKE 'INSERT INTO tickets%'")
+    echo "  round $r$label: statements per hold ($holds holds), by mean time:"
+    sql bench_http -tA -F ' | ' -c "SELECT round(calls::numeric / $holds, 2), round(mean_exec_time::numeric, 3) || ' ms',
+                                           left(regexp_replace(query, '\s+', ' ', 'g'), 90)
+                                    FROM pg_stat_statements WHERE calls >= $holds / 2
+                                    ORDER BY mean_exec_time DESC" | sed 's/^/      /'
+  fi
+  echo "  round $r$label: HTTP holds $rps/s (p99 $(wrk_p99 "$out") ms) ${bad:+[$bad]}"
+}
+
+RAW_TPS=() HTTP_HOLDS=() RATIOS=() NOTES=() HOLDS_B=() RATIOS_B=() SPREAD=() RATIOS_S=()
 echo "== 1. raw limit (pgbench -c $CONNS -j 2 -T $SECS) and holds over HTTP (wrk -c $CONNS -d $DURATION), $ROUNDS rounds"
 start_servers 1
 for r in $(seq "$ROUNDS"); do
@@ -189,37 +235,23 @@ for r in $(seq "$ROUNDS"); do
   fi
   tps=$(awk '/^tps = / { printf "%.0f", $3; exit }' "$out")
   lat=$(awk '/^latency average/ { print $4; exit }' "$out")
-  settle
-  take_holds $((HOLD_RATE * SECS)) "$WORK/holds-$r.txt"
-  SAMPLER=
-  if [ -n "$PROFILE" ]; then
-    sql bench_http -c "SELECT pg_stat_statements_reset()" >/dev/null
-    while :; do
-      sql postgres -tA -c "SELECT coalesce(wait_event_type || ':' || wait_event, 'running')
-                           FROM pg_stat_activity
-                           WHERE datname = 'bench_http' AND state <> 'idle' AND pid <> pg_backend_pid()"
-      sleep 0.05
-    done >"$WORK/waits-$r.txt" 2>/dev/null &
-    SAMPLER=$!
-  fi
-  wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s scripts/wrk/booking.lua "http://127.0.0.1:${PORTS[0]}" \
-    -- hold "$WORK/holds-$r.txt" >"$WORK/wrk-hold-$r.txt"
-  rps=$(wrk_rps "$WORK/wrk-hold-$r.txt") bad=$(wrk_bad "$WORK/wrk-hold-$r.txt")
-  if [ -n "$SAMPLER" ]; then
-    kill "$SAMPLER"; wait "$SAMPLER" 2>/dev/null || true
-    echo "  round $r: backends of booking-server by what they wait for (samples every 50 ms):"
-    sort "$WORK/waits-$r.txt" | uniq -c | sort -rn | head -8 | sed 's/^/      /'
-    holds=$(sql bench_http -tA -c "SELECT sum(calls) FROM pg_stat_statements
-                                   WHERE query LIKE 'INSERT INTO tickets%'")
-    echo "  round $r: statements per hold ($holds holds), by mean time:"
-    sql bench_http -tA -F ' | ' -c "SELECT round(calls::numeric / $holds, 2), round(mean_exec_time::numeric, 3) || ' ms',
-                                           left(regexp_replace(query, '\s+', ' ', 'g'), 90)
-                                    FROM pg_stat_statements WHERE calls >= $holds / 2
-                                    ORDER BY mean_exec_time DESC" | sed 's/^/      /'
-  fi
-  [ -z "$bad" ] || NOTES+=("round $r holds: $bad")
-  RAW_TPS+=("$tps") HTTP_HOLDS+=("$rps") RATIOS+=("$(ratio "$rps" "$tps")")
-  echo "  round $r: pgbench $tps tx/s (latency avg $lat ms); HTTP holds $rps/s (p99 $(wrk_p99 "$WORK/wrk-hold-$r.txt") ms) ${bad:+[$bad]}; ratio $(ratio "$rps" "$tps")"
+  echo "  round $r: pgbench $tps tx/s (latency avg $lat ms)"
+  RAW_TPS+=("$tps")
+  b_holds() { # the same against BOOKING_BENCH_SERVER_B, if set
+    [ -n "${BOOKING_BENCH_SERVER_B:-}" ] || return 0
+    stop_servers
+    start_servers 1 "$BOOKING_BENCH_SERVER_B"
+    http_holds "$r" "b"
+    HOLDS_B+=("$rps") RATIOS_B+=("$(ratio "$rps" "$tps")")
+    stop_servers
+    start_servers 1
+  }
+  [ $((r % 2)) = 1 ] || b_holds # which binary goes first alternates
+  http_holds "$r" ""
+  HTTP_HOLDS+=("$rps") RATIOS+=("$(ratio "$rps" "$tps")")
+  http_holds "$r" "-spread" spread
+  SPREAD+=("$rps") RATIOS_S+=("$(ratio "$rps" "$tps")")
+  [ $((r % 2)) = 0 ] || b_holds
 done
 stop_servers
 
@@ -277,12 +309,17 @@ fi
 echo
 echo "## PostgreSQL: raw limit and holds over HTTP ($CONNS clients, $DURATION each, $ROUNDS rounds)"
 echo
-echo "| round | pgbench hold.sql tx/s | POST /tickets over HTTP /s | HTTP / raw |"
-echo "| --- | ---: | ---: | ---: |"
+echo "| round | pgbench hold.sql tx/s | HTTP holds, one showtime /s | × raw | HTTP holds, many showtimes /s | × raw |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: |"
 for i in "${!RAW_TPS[@]}"; do
-  echo "| $((i + 1)) | ${RAW_TPS[$i]} | ${HTTP_HOLDS[$i]} | ${RATIOS[$i]} |"
+  echo "| $((i + 1)) | ${RAW_TPS[$i]} | ${HTTP_HOLDS[$i]} | ${RATIOS[$i]} | ${SPREAD[$i]} | ${RATIOS_S[$i]} |"
 done
-echo "| median | $(printf '%s\n' "${RAW_TPS[@]}" | median) | $(printf '%s\n' "${HTTP_HOLDS[@]}" | median) | **$(printf '%s\n' "${RATIOS[@]}" | median)** (target ≥ 0.5) |"
+med() { printf '%s\n' "$@" | median; }
+echo "| median | $(med "${RAW_TPS[@]}") | $(med "${HTTP_HOLDS[@]}") | **$(med "${RATIOS[@]}")** | $(med "${SPREAD[@]}") | **$(med "${RATIOS_S[@]}")** |"
+if [ -n "${BOOKING_BENCH_SERVER_B:-}" ]; then
+  echo
+  echo "BOOKING_BENCH_SERVER_B=$BOOKING_BENCH_SERVER_B, same rounds: holds $(echo "${HOLDS_B[@]}" | tr ' ' '/')/s, median $(printf '%s\n' "${HOLDS_B[@]}" | median)/s, HTTP / raw median $(printf '%s\n' "${RATIOS_B[@]}" | median)"
+fi
 if [ -n "$PROCESSES" ]; then
   echo
   echo "## booking-server processes on one PostgreSQL ($CONNS connections in all, $PDURATION each, $ROUNDS rounds)"

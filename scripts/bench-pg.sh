@@ -25,7 +25,11 @@
 # BOOKING_BENCH_LOCK (/tmp/booking-bench.lock), so that benchmarks of other checkouts on this
 # machine do not overlap with it. Needs pgbench and initdb (Debian: apt-get install -y
 # postgresql), wrk and psql. BOOKING_BENCH_KEEP=1 keeps the work directory (logs, wrk outputs)
-# but not the cluster. Prints Markdown tables at the end.
+# but not the cluster. BOOKING_BENCH_RAW_RATE and BOOKING_BENCH_HOLD_RATE (30000, 4000) size the
+# prepared data — the most raw transactions and HTTP holds a second a run can use: past them
+# pgbench fails and wrk's holds are answered 401, listed under the tables — and
+# BOOKING_BENCH_SHOWTIME_SEATS (2000) the showtimes of the HTTP holds. Prints Markdown tables at
+# the end.
 #
 # usage: scripts/bench-pg.sh [--duration 15s] [--connections 64] [--rounds 3]
 #                            [--proc-duration 10s] [--processes "1 2 3"] [--no-table]

@@ -15,13 +15,24 @@
 # Prints a Markdown table (VERIFY_LIMIT=600 bounds the final verify, in seconds). Needs wrk (Debian: apt-get install -y wrk). BOOKING_BENCH_KEEP=1
 # keeps the databases, wrk outputs and server logs.
 #
+# --db-url postgres://USER@HOST:PORT runs the same on PostgreSQL: each database above is a
+# database of that server (bench_wrk, bench_wrk4, bench_enter, bench_journey; dropped first and
+# at the end, with psql, so the role must create and drop databases). There is no SQLite
+# baseline then: scripts/bench-pg.sh measures PostgreSQL's raw limit with pgbench and calls this
+# script for the HTTP table. --data-scale F prepares F times the wrk data (holds, payments), for
+# an engine slower than the data is sized for (prepare on PostgreSQL takes longer).
+# This script takes no lock: wrap it (flock /tmp/booking-bench.lock scripts/bench-http.sh) when
+# others benchmark on the machine; scripts/bench-pg.sh holds that lock around its calls.
+#
 # usage: scripts/bench-http.sh [--duration 15s] [--connections 50] [--users 64]
 #                              [--journey-max-active 32] [--durability full|normal]
-#                              [--no-group-commit] [--warmup]
+#                              [--no-group-commit] [--warmup] [--db-url postgres://...]
+#                              [--data-scale 1]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=15s CONNS=50 USERS=64 JOURNEY_MAX_ACTIVE=32 DURABILITY=full GROUP_COMMIT=on WARMUP=
+DB_URL= DATA_SCALE=1
 PORT=${BOOKING_BENCH_PORT:-18080}
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -33,21 +44,43 @@ while [ $# -gt 0 ]; do
     --no-group-commit) GROUP_COMMIT=off; shift ;;
     --warmup) WARMUP=1; shift ;;
     --no-warmup) WARMUP=; shift ;;
-    *) echo "usage: $0 [--duration 15s] [--connections 50] [--users 64] [--journey-max-active 32] [--durability full|normal] [--no-group-commit] [--warmup]" >&2; exit 2 ;;
+    --db-url) DB_URL=${2%/}; shift 2 ;;
+    --data-scale) DATA_SCALE=$2; shift 2 ;;
+    *) echo "usage: $0 [--duration 15s] [--connections 50] [--users 64] [--journey-max-active 32] [--durability full|normal] [--no-group-commit] [--warmup] [--db-url postgres://USER@HOST:PORT] [--data-scale 1]" >&2; exit 2 ;;
   esac
 done
 command -v wrk >/dev/null || { echo "wrk not found (Debian: apt-get install -y wrk)" >&2; exit 2; }
 SECS=${DURATION%s}
+case "$DB_URL" in
+  '') ENGINE=SQLite ;;
+  postgres://*|postgresql://*)
+    ENGINE=PostgreSQL
+    command -v psql >/dev/null || { echo "psql not found (Debian: apt-get install -y postgresql-client)" >&2; exit 2; }
+    # The server part of the URL: a database name or options after it are not taken.
+    case "${DB_URL#*://}" in */*|*\?*) echo "--db-url names the server only: postgres://USER@HOST:PORT" >&2; exit 2 ;; esac ;;
+  *) echo "--db-url takes a postgres:// URL" >&2; exit 2 ;;
+esac
+scaled() { awk -v n="$1" -v f="$DATA_SCALE" 'BEGIN { printf "%d", n * f }'; }
 
 cargo build --release --features "server bench" --bin booking-server --bin booking-load
 BIN=target/release
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/booking-http-bench.XXXXXX")
 SERVER=
+# Where the database called NAME is: a file in $WORK, or a database of the --db-url server.
+db() { if [ -n "$DB_URL" ]; then echo "$DB_URL/bench_$1"; else echo "$WORK/$1.db"; fi; }
+drop_dbs() {
+  [ -n "$DB_URL" ] || return 0
+  local name
+  for name in wrk wrk4 enter journey; do
+    psql -X -q "$DB_URL/postgres" -c "DROP DATABASE IF EXISTS bench_$name WITH (FORCE)" >/dev/null
+  done
+}
 cleanup() {
   [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
-  if [ -n "${BOOKING_BENCH_KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
+  if [ -n "${BOOKING_BENCH_KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; drop_dbs || true; fi
 }
 trap cleanup EXIT
+drop_dbs
 
 # Server flags (durability only if this server has the flag); warnings go to the log.
 FLAGS=(--log warn)
@@ -75,18 +108,22 @@ start_server() { # DB [more flags]
 stop_server() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=; }
 settle() { # CONNECTIONS: flush the disk, then (with --warmup) a second of GET /healthz
   sync # the previous run's writeback must not slow this run's fsyncs
+  # On PostgreSQL, a checkpoint too: the previous run's dirty pages are not this run's work.
+  [ -z "$DB_URL" ] || psql -X -q "$DB_URL/postgres" -c CHECKPOINT >/dev/null || true
   [ -z "$WARMUP" ] || wrk -t1 -c"$1" -d1s "http://127.0.0.1:$PORT/healthz" >/dev/null
 }
 
-echo "== raw SQLite baseline (synchronous=${DURABILITY^^})"
-cargo bench --features bench --bench library -- baseline --threads 1 --durability "$DURABILITY" \
-  --secs 3 | tee "$WORK/baseline.txt"
-RAW=$(awk -F'|' '/raw SQLite/ { gsub(/ /, "", $7); print $7 }' "$WORK/baseline.txt")
+if [ -z "$DB_URL" ]; then
+  echo "== raw SQLite baseline (synchronous=${DURABILITY^^})"
+  cargo bench --features bench --bench library -- baseline --threads 1 --durability "$DURABILITY" \
+    --secs 3 | tee "$WORK/baseline.txt"
+  RAW=$(awk -F'|' '/raw SQLite/ { gsub(/ /, "", $7); print $7 }' "$WORK/baseline.txt")
+fi
 
 echo "== preparing wrk data"
-"$BIN/booking-load" prepare --db "$WORK/wrk.db" --out "$WORK/data" --journey-concerts 0 \
-  --hold-seats $((SECS * 25000)) --pay-tickets $((SECS * 20000))
-start_server "$WORK/wrk.db"
+"$BIN/booking-load" prepare --db "$(db wrk)" --out "$WORK/data" --journey-concerts 0 \
+  --hold-seats "$(scaled $((SECS * 25000)))" --pay-tickets "$(scaled $((SECS * 20000)))"
+start_server "$(db wrk)"
 
 ROWS=()
 bench() { # name mode connections [file, in $WORK/data unless a path] -> one table row
@@ -112,35 +149,37 @@ echo "== wrk -t1 -d$DURATION per endpoint"
 bench "GET /healthz" healthz "$CONNS"
 bench "GET /token (poll)" poll "$CONNS" tokens.txt
 bench "GET /concerts/{id}:{id} (50 seats)" listing "$CONNS" listing.txt
-bench "POST /tickets (hold)" hold "$CONNS" holds.txt
+# One seat per request, different users' holds side by side (see scripts/wrk/interleave.awk).
+awk -f scripts/wrk/interleave.awk "$WORK/data/holds.txt" >"$WORK/data/holds1.txt"
+bench "POST /tickets (hold)" hold "$CONNS" holds1.txt
 bench "POST /points (charge)" charge "$CONNS" tokens.txt
 bench "POST /payments (pay)" pay 64 pays.txt
 stop_server
 
 echo "== several seats and tickets per request (a database of their own)"
-"$BIN/booking-load" prepare --db "$WORK/wrk4.db" --out "$WORK/data4" --journey-concerts 0 \
-  --hold-seats $((SECS * 40000)) --pay-tickets $((SECS * 30000)) --tokens 1
-start_server "$WORK/wrk4.db"
+"$BIN/booking-load" prepare --db "$(db wrk4)" --out "$WORK/data4" --journey-concerts 0 \
+  --hold-seats "$(scaled $((SECS * 40000)))" --pay-tickets "$(scaled $((SECS * 30000)))" --tokens 1
+start_server "$(db wrk4)"
 bench "POST /tickets (4 seats in one hold)" hold4 "$CONNS" "$WORK/data4/holds.txt"
 bench "POST /payments (4 tickets in one payment)" pay4 64 "$WORK/data4/pays.txt"
 stop_server
-start_server "$WORK/enter.db"
+start_server "$(db enter)"
 bench "POST /token" enter "$CONNS"
 stop_server
 
 echo "== journey: $USERS users for $DURATION, --max-active $JOURNEY_MAX_ACTIVE"
-"$BIN/booking-load" prepare --db "$WORK/journey.db"
-start_server "$WORK/journey.db" --max-active "$JOURNEY_MAX_ACTIVE"
+"$BIN/booking-load" prepare --db "$(db journey)"
+start_server "$(db journey)" --max-active "$JOURNEY_MAX_ACTIVE"
 settle "$USERS"
 JOURNEY=0
 "$BIN/booking-load" journey --url "http://127.0.0.1:$PORT" --users "$USERS" \
-  --duration "$DURATION" --db "$WORK/journey.db" | tee "$WORK/journey.txt" || JOURNEY=$?
+  --duration "$DURATION" --db "$(db journey)" | tee "$WORK/journey.txt" || JOURNEY=$?
 stop_server
 
 # Last, as it may be slow: the library's verify is quadratic in sold seats (BENCHMARKS.md).
 echo "== verify of the wrk database (at most ${VERIFY_LIMIT:=600}s)"
 VERIFY="did not finish in ${VERIFY_LIMIT}s"
-if timeout "$VERIFY_LIMIT" "$BIN/booking-load" verify --db "$WORK/wrk.db" >"$WORK/verify.txt"; then
+if timeout "$VERIFY_LIMIT" "$BIN/booking-load" verify --db "$(db wrk)" >"$WORK/verify.txt"; then
   VERIFY=$(tr '\n' ' ' <"$WORK/verify.txt")
 elif [ -s "$WORK/verify.txt" ]; then
   VERIFY="FAILED: $(tr '\n' ' ' <"$WORK/verify.txt")"
@@ -149,13 +188,15 @@ echo "  $VERIFY"
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 echo
-echo "## HTTP, synchronous=${DURABILITY^^}, group commit $GROUP_COMMIT, wrk -t1 -d$DURATION${WARMUP:+, warm-up}"
+echo "## HTTP on $ENGINE, durability ${DURABILITY}, group commit $GROUP_COMMIT, wrk -t1 -d$DURATION${WARMUP:+, warm-up}"
 echo
 echo "| endpoint | connections | busy | req/s | p50 ms | p99 ms | statuses |"
 echo "| --- | --- | --- | --- | --- | --- | --- |"
 printf '%s\n' "${ROWS[@]}"
 echo
-echo "- raw SQLite baseline (1 thread): $RAW tx/s; hold over HTTP / raw = $(ratio "$RPS_hold" "$RAW") (target ≥ 0.7)"
+if [ -z "$DB_URL" ]; then
+  echo "- raw SQLite baseline (1 thread): $RAW tx/s; hold over HTTP / raw = $(ratio "$RPS_hold" "$RAW") (target ≥ 0.7)"
+fi
 echo "- wrk database after the runs: $VERIFY"
 echo "- GET /token / GET /healthz = $(ratio "$RPS_poll" "$RPS_healthz") (target ≥ 0.5)"
 echo "- a 4-seat hold / a 1-seat hold (requests/s) = $(ratio "$RPS_hold4" "$RPS_hold") (target ≥ 0.5: at most 2× the cost)"

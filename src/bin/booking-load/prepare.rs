@@ -31,6 +31,10 @@ pub struct Plan {
     /// Distinct free seats to hold with `wrk` (POST /tickets), four per user.
     #[arg(long, default_value_t = 200_000)]
     pub hold_seats: u64,
+    /// Seats per showtime of the seats to hold (at most the per-showtime limit): smaller
+    /// showtimes spread the holds over more of them (`scripts/bench-pg.sh`).
+    #[arg(long, default_value_t = MAX_SEATS, value_parser = clap::value_parser!(u32).range(1..=MAX_SEATS as i64))]
+    pub hold_showtime_seats: u32,
     /// Held and funded tickets to pay with `wrk` (POST /payments).
     #[arg(long, default_value_t = 60_000)]
     pub pay_tickets: u64,
@@ -73,9 +77,14 @@ pub fn prepare(db: &Path, out: Option<&Path>, plan: &Plan) -> anyhow::Result<()>
     let Some(out) = out else { return Ok(()) };
     std::fs::create_dir_all(out)?;
 
-    let (listed, listing) = seats(&b, "wrk listing", u64::from(plan.listing_seats.max(1)))?;
-    let (_, holds) = seats(&b, "wrk holds", plan.hold_seats)?;
-    let (_, pays) = seats(&b, "wrk payments", plan.pay_tickets)?;
+    let (listed, listing) = seats(
+        &b,
+        "wrk listing",
+        u64::from(plan.listing_seats.max(1)),
+        MAX_SEATS,
+    )?;
+    let (_, holds) = seats(&b, "wrk holds", plan.hold_seats, plan.hold_showtime_seats)?;
+    let (_, pays) = seats(&b, "wrk payments", plan.pay_tickets, MAX_SEATS)?;
     let users = enter(
         &b,
         plan.tokens + plan.hold_seats.div_ceil(4) + plan.pay_tickets.div_ceil(4),
@@ -151,16 +160,17 @@ fn concert(b: &Booking, title: &str, dates: u32, seats: u32) -> NewConcert {
     }
 }
 
-/// A concert with `n` seats in all (as few showtimes as the per-showtime limit allows): its id
-/// and each seat with its showtime, in order.
+/// A concert with `n` seats in all, in showtimes of `per` seats (the last one the rest): its
+/// id and each seat with its showtime, in order.
 fn seats(
     b: &Booking,
     title: &str,
     n: u64,
+    per: u32,
 ) -> anyhow::Result<(ConcertId, Vec<(ShowtimeId, SeatId)>)> {
-    let per = u64::from(MAX_SEATS);
+    let per = u64::from(per.clamp(1, MAX_SEATS));
     let dates = n.div_ceil(per).max(1) as u32;
-    let mut c = concert(b, title, dates, MAX_SEATS);
+    let mut c = concert(b, title, dates, per as u32);
     if let Some(last) = c.showtimes.last_mut() {
         last.seats = (n - per * u64::from(dates - 1)).max(1) as u32;
     }

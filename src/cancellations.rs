@@ -191,19 +191,13 @@ pub(crate) fn cancel_showtime(
     )?;
     // Paid tickets, in id order (each user's ledger in the order the tickets were bought).
     let paid = c.rows(
-        "SELECT id, user_id, showtime_id, seat_id, price FROM tickets
-         WHERE showtime_id = ?1 AND status = 'paid' ORDER BY id",
+        concat!(
+            "SELECT ",
+            tickets::claim_columns!(),
+            " FROM tickets WHERE showtime_id = ?1 AND status = 'paid' ORDER BY id"
+        ),
         params![showtime],
-        |r| {
-            Ok(Claim {
-                id: r.get(0)?,
-                user_id: r.get(1)?,
-                showtime_id: r.get(2)?,
-                seat_id: r.get(3)?,
-                price: r.get(4)?,
-                status: TicketStatus::Paid,
-            })
-        },
+        |r| Claim::read(r, now),
     )?;
     for t in &paid {
         refund_one(c, now, cfg, t, t.price, Points::ZERO)?;

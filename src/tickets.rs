@@ -118,21 +118,34 @@ pub(crate) struct Claim {
     pub status: TicketStatus,
 }
 
+/// The columns [`Claim::read`] reads, in its order (a macro, so queries can `concat!` it).
+macro_rules! claim_columns {
+    () => {
+        "id, user_id, showtime_id, seat_id, price, status, held_until"
+    };
+}
+pub(crate) use claim_columns;
+
+impl Claim {
+    /// A claim from a row of `claim_columns!()`, its status as of `now`.
+    pub(crate) fn read(r: &dyn Row, now: Now) -> Result<Claim> {
+        Ok(Claim {
+            id: r.get(0)?,
+            user_id: r.get(1)?,
+            showtime_id: r.get(2)?,
+            seat_id: r.get(3)?,
+            price: r.get(4)?,
+            status: status_at(r.get(5)?, r.get(6)?, now),
+        })
+    }
+}
+
 /// One ticket's claim by id, whoever holds it; its row stays locked until the transaction ends.
 pub(crate) fn claim_of(c: &dyn Tx, now: Now, id: TicketId) -> Result<Option<Claim>> {
     c.row_locked(
-        "SELECT id, user_id, showtime_id, seat_id, price, status, held_until FROM tickets WHERE id = ?1",
+        concat!("SELECT ", claim_columns!(), " FROM tickets WHERE id = ?1"),
         params![id],
-        |r| {
-            Ok(Claim {
-                id: r.get(0)?,
-                user_id: r.get(1)?,
-                showtime_id: r.get(2)?,
-                seat_id: r.get(3)?,
-                price: r.get(4)?,
-                status: status_at(r.get(5)?, r.get(6)?, now),
-            })
-        },
+        |r| Claim::read(r, now),
     )
 }
 

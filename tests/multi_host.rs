@@ -38,15 +38,15 @@
 mod support;
 
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
-use support::{pg, Client, User};
+use support::{pg, Client, Proc, User};
 
 /// Servers, one per namespace.
 const HOSTS: usize = 3;
@@ -249,11 +249,9 @@ fn free_prefix(pid: u32) -> Result<String, String> {
 
 /// One `booking-server` in a namespace.
 struct Server {
-    child: Child,
+    proc: Proc,
     addr: SocketAddr,
     log: PathBuf,
-    /// Kept open: the server may still be printing its banner.
-    _stdout: BufReader<ChildStdout>,
 }
 
 impl Server {
@@ -261,8 +259,8 @@ impl Server {
     /// stderr goes to `log`.
     fn start(ns: &str, address: &str, db: &str, log: PathBuf) -> Server {
         let err = std::fs::File::create(&log).expect("server log");
-        let mut child = Command::new(ip_command())
-            .args(["netns", "exec", ns])
+        let mut cmd = Command::new(ip_command());
+        cmd.args(["netns", "exec", ns])
             .arg(env!("CARGO_BIN_EXE_booking-server"))
             .args(["--db", db, "--addr", &format!("{address}:8080")])
             .args(["--max-active", "100000", "--threads", "8"])
@@ -270,43 +268,22 @@ impl Server {
             .env_remove("BOOKING_DB")
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(err)
-            .spawn()
-            .expect("spawn ip netns exec booking-server");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        let _ = stdout.read_line(&mut line);
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|s| s.split_whitespace().next())
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "booking-server in {ns} did not start (first line {line:?}); its stderr:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            });
+            .stderr(err);
+        let proc = Proc::start(cmd).unwrap_or_else(|line| {
+            panic!(
+                "booking-server in {ns} did not start (first line {line:?}); its stderr:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        });
         Server {
-            child,
-            addr,
+            addr: proc.addr,
+            proc,
             log,
-            _stdout: stdout,
         }
     }
 
     fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill9();
+        self.proc.kill9();
     }
 }
 

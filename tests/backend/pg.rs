@@ -156,11 +156,7 @@ pub fn start_reachable_at(address: &str, subnet: &str) -> Result<Cluster, String
 
 /// `url` reaching the server over TCP at `host` (same user, port and database).
 pub fn on_host(url: &str, host: &str) -> String {
-    let (scheme, rest) = url.split_once("://").expect("a URL");
-    let (authority, tail) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
+    let (scheme, authority, tail) = split_url(url);
     let (user, hostport) = match authority.rsplit_once('@') {
         Some((u, h)) => (format!("{u}@"), h),
         None => (String::new(), authority),
@@ -172,13 +168,19 @@ pub fn on_host(url: &str, host: &str) -> String {
     format!("{scheme}://{user}{host}{port}{tail}")
 }
 
-/// `url` naming database `name` instead.
-fn with_dbname(url: &str, name: &str) -> String {
+/// A URL's scheme, authority (user, host and port) and the rest (path and query).
+fn split_url(url: &str) -> (&str, &str, &str) {
     let (scheme, rest) = url.split_once("://").expect("a URL");
     let (authority, tail) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
+        Some(i) => rest.split_at(i),
         None => (rest, ""),
     };
+    (scheme, authority, tail)
+}
+
+/// `url` naming database `name` instead.
+fn with_dbname(url: &str, name: &str) -> String {
+    let (scheme, authority, tail) = split_url(url);
     let query = tail.find('?').map(|i| &tail[i..]).unwrap_or("");
     format!("{scheme}://{authority}/{name}{query}")
 }

@@ -452,23 +452,37 @@ impl Proc {
             .env_remove("RUST_LOG")
             .envs(envs.iter().copied())
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
             .stderr(Stdio::null());
-        let mut child = cmd.spawn().expect("spawn booking-server");
+        Proc::start(cmd).unwrap_or_else(|line| panic!("no address in {line:?}"))
+    }
+
+    /// Starts `cmd` (a `booking-server` command line, perhaps behind a wrapper such as `ip netns
+    /// exec`) with its stdout piped, and reads the address from its first line; `Err` holds that
+    /// line when it names none (the process is killed then).
+    pub fn start(mut cmd: Command) -> Result<Proc, String> {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn booking-server");
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
-        stdout.read_line(&mut line).expect("first line");
-        let addr = line
+        let _ = stdout.read_line(&mut line);
+        match line
             .split("http://")
             .nth(1)
             .and_then(|s| s.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .parse()
-            .expect("address");
-        Proc {
-            child,
-            addr,
-            stdout,
+            .and_then(|s| s.parse().ok())
+        {
+            Some(addr) => Ok(Proc {
+                child,
+                addr,
+                stdout,
+            }),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(line)
+            }
         }
     }
 

@@ -4,10 +4,10 @@
 
 use crate::clock::from_millis;
 use crate::config::Config;
-use crate::db::sql::{params, Tx};
+use crate::db::sql::{self, params, Tx};
 use crate::db::Now;
 use crate::error::{Error, Result};
-use crate::ids::{PaymentId, TicketId, UserId};
+use crate::ids::{PaymentId, SeatId, ShowtimeId, TicketId, UserId};
 use crate::money::Points;
 use crate::queue;
 use crate::seatmap;
@@ -74,34 +74,53 @@ pub(crate) fn pay(
         .checked_neg()
         .ok_or_else(|| Error::internal("amount out of range"))?;
     wallet::apply(c, now, cfg, user, debit, Reason::Payment(id))?;
-    let mut versions: Vec<(crate::ids::ShowtimeId, i64)> = Vec::new();
-    for t in &claims {
-        let version = match versions.iter().find(|(s, _)| *s == t.showtime_id) {
-            Some((_, v)) => *v,
-            None => {
-                let v = seatmap::bump(c, t.showtime_id)?;
-                versions.push((t.showtime_id, v));
-                v
-            }
-        };
-        c.execute(
-            "UPDATE tickets SET status = 'paid', paid_at = ?2, payment_id = ?3 WHERE id = ?1",
-            params![t.id, now.ms, id],
-        )?;
+    let paid = c.execute(
+        &format!(
+            "UPDATE tickets SET status = 'paid', paid_at = ?1, payment_id = ?2 WHERE id IN ({})",
+            sql::list(3, ids.len())
+        ),
+        &[params![now.ms, id], tickets::to_params(&ids).as_slice()].concat(),
+    )?;
+    if paid != ids.len() {
+        return Err(Error::internal("a paid ticket is gone"));
+    }
+    // Seats by showtime: one version, one update of the seats and one of the count each.
+    let mut showtimes: Vec<ShowtimeId> = claims.iter().map(|t| t.showtime_id).collect();
+    showtimes.sort();
+    showtimes.dedup();
+    for showtime in showtimes {
+        let of: Vec<&tickets::Claim> = claims
+            .iter()
+            .filter(|t| t.showtime_id == showtime)
+            .collect();
+        let seats: Vec<SeatId> = of.iter().map(|t| t.seat_id).collect();
+        let held: Vec<TicketId> = of.iter().map(|t| t.id).collect();
+        let version = seatmap::bump(c, showtime)?;
+        let n = of.len();
+        // Each seat carries at most one ticket: n rows changed means every seat carried one of
+        // these tickets.
         let sold = c.execute(
-            "UPDATE seats SET sold = 1, held_until = NULL, version = ?3
-             WHERE id = ?1 AND ticket_id = ?2 AND sold = 0",
-            params![t.seat_id, t.id, version],
+            &format!(
+                "UPDATE seats SET sold = 1, held_until = NULL, version = ?1
+                 WHERE id IN ({}) AND ticket_id IN ({}) AND sold = 0",
+                sql::list(2, n),
+                sql::list(2 + n, n)
+            ),
+            &[
+                params![version],
+                tickets::to_params(&seats).as_slice(),
+                tickets::to_params(&held).as_slice(),
+            ]
+            .concat(),
         )?;
-        if sold != 1 {
+        if sold != n {
             return Err(Error::internal(format!(
-                "seat {} does not carry ticket {}",
-                t.seat_id, t.id
+                "the seats of showtime {showtime} do not carry the tickets paid for"
             )));
         }
         c.execute(
-            "UPDATE showtimes SET sold_seats = sold_seats + 1 WHERE id = ?1",
-            params![t.showtime_id],
+            "UPDATE showtimes SET sold_seats = sold_seats + ?2 WHERE id = ?1",
+            params![showtime, n as i64],
         )?;
     }
     queue::expire_user(c, user)?;

@@ -14,7 +14,7 @@
 
 use crate::clock::from_millis;
 use crate::config::Config;
-use crate::db::sql::{params, stored_enum, Row, Tx};
+use crate::db::sql::{self, params, stored_enum, Row, Tx};
 use crate::db::Now;
 use crate::error::{Closed, Entity, Error, Result};
 use crate::ids::{ConcertId, SeatId, ShowtimeId, TicketId, UserId};
@@ -150,7 +150,8 @@ pub(crate) fn claim_of(c: &dyn Tx, now: Now, id: TicketId) -> Result<Option<Clai
 }
 
 /// The claims of `user` on `ids` (each must be theirs: else `not_found`), locked in ascending id
-/// order; `ids` must be non-empty and distinct (`invalid_request`). Returned in `ids`' order.
+/// order after their seats; `ids` must be non-empty and distinct (`invalid_request`). Returned
+/// in `ids`' order. Three statements however many tickets.
 pub(crate) fn own_claims(
     c: &dyn Tx,
     now: Now,
@@ -159,41 +160,55 @@ pub(crate) fn own_claims(
 ) -> Result<Vec<Claim>> {
     distinct("ticket_ids", ids)?;
     lock_seats_of(c, ids)?;
-    let mut sorted = ids.to_vec();
-    sorted.sort();
     let mut claims = Vec::with_capacity(ids.len());
-    for id in sorted {
-        let claim = claim_of(c, now, id)?
-            .filter(|t| t.user_id == user)
-            .ok_or(Error::NotFound(Entity::Ticket))?;
-        claims.push(claim);
+    c.query_locked(
+        &format!(
+            concat!(
+                "SELECT ",
+                claim_columns!(),
+                " FROM tickets WHERE id IN ({}) ORDER BY id"
+            ),
+            sql::list(1, ids.len())
+        ),
+        &to_params(ids),
+        &mut |r| {
+            claims.push(Claim::read(r, now)?);
+            Ok(())
+        },
+    )?;
+    if claims.len() != ids.len() || claims.iter().any(|t| t.user_id != user) {
+        return Err(Error::NotFound(Entity::Ticket));
     }
     claims.sort_by_key(|t| ids.iter().position(|id| *id == t.id));
     Ok(claims)
 }
 
+/// `ids` as statement parameters.
+pub(crate) fn to_params<T: sql::ToParam>(ids: &[T]) -> Vec<&dyn sql::ToParam> {
+    ids.iter().map(|id| id as &dyn sql::ToParam).collect()
+}
+
 /// Locks the seats `tickets` are for, in ascending seat-id order (a ticket's seat never
 /// changes, so it can be read before the lock): the first step of every write that changes a
-/// ticket.
+/// ticket. Two statements however many tickets.
 pub(crate) fn lock_seats_of(c: &dyn Tx, tickets: &[TicketId]) -> Result<()> {
-    let mut seats = Vec::with_capacity(tickets.len());
-    for t in tickets {
-        if let Some(seat) = c.row(
-            "SELECT seat_id FROM tickets WHERE id = ?1",
-            params![*t],
-            |r| r.get::<i64>(0),
-        )? {
-            seats.push(seat);
-        }
+    let list = sql::list(1, tickets.len());
+    let seats: Vec<i64> = c.rows(
+        &format!("SELECT seat_id FROM tickets WHERE id IN ({list})"),
+        &to_params(tickets),
+        |r| r.get(0),
+    )?;
+    if seats.is_empty() {
+        return Ok(());
     }
-    seats.sort_unstable();
-    seats.dedup();
-    for seat in seats {
-        c.row_locked("SELECT id FROM seats WHERE id = ?1", params![seat], |_| {
-            Ok(())
-        })?;
-    }
-    Ok(())
+    c.query_locked(
+        &format!(
+            "SELECT id FROM seats WHERE id IN ({}) ORDER BY id",
+            sql::list(1, seats.len())
+        ),
+        &to_params(&seats),
+        &mut |_| Ok(()),
+    )
 }
 
 /// One ticket of `user` as [`own`] reads it, inside a write that changes it: its seat and then
@@ -281,39 +296,39 @@ pub(crate) fn hold(
     seats: &[SeatId],
 ) -> Result<Vec<Ticket>> {
     distinct("seat_ids", seats)?;
-    showtime_row(c, showtime)?; // not_found before anything else
     let limit = cfg.max_tickets_per_user;
     if seats.len() > limit as usize {
+        showtime_row(c, showtime)?; // not_found before anything else
         return Err(Error::HoldLimitReached(limit));
     }
     // Seats in ascending id order: the one order every writer locks them in.
-    let mut sorted = seats.to_vec();
-    sorted.sort();
-    let mut claims = Vec::with_capacity(sorted.len());
-    for seat in sorted {
-        let claim = c
-            .row_locked(
-                "SELECT showtime_id, number, price, sold, ticket_id, held_until FROM seats
-                 WHERE id = ?1",
-                params![seat],
-                |r| {
-                    Ok(SeatClaim {
-                        id: seat,
-                        showtime: r.get(0)?,
-                        number: r.get(1)?,
-                        price: r.get(2)?,
-                        sold: r.get(3)?,
-                        ticket: r.get(4)?,
-                        held_until: r.get(5)?,
-                    })
-                },
-            )?
-            .filter(|s| s.showtime == showtime)
-            .ok_or(Error::NotFound(Entity::Seat))?;
-        claims.push(claim);
+    let mut claims = Vec::with_capacity(seats.len());
+    c.query_locked(
+        &format!(
+            "SELECT id, showtime_id, number, price, sold, ticket_id, held_until FROM seats
+             WHERE id IN ({}) ORDER BY id",
+            sql::list(1, seats.len())
+        ),
+        &to_params(seats),
+        &mut |r| {
+            claims.push(SeatClaim {
+                id: r.get(0)?,
+                showtime: r.get(1)?,
+                number: r.get(2)?,
+                price: r.get(3)?,
+                sold: r.get(4)?,
+                ticket: r.get(5)?,
+                held_until: r.get(6)?,
+            });
+            Ok(())
+        },
+    )?;
+    if claims.len() != seats.len() || claims.iter().any(|s| s.showtime != showtime) {
+        showtime_row(c, showtime)?; // a showtime that does not exist is named first
+        return Err(Error::NotFound(Entity::Seat));
     }
-    // Read once the seats are locked: a showtime called off meanwhile (which locks every seat
-    // of it first) is seen.
+    // Read once the seats are locked (the seats found are of it, so it exists): a showtime
+    // called off meanwhile (which locks every seat of it first) is seen.
     let show = showtime_row(c, showtime)?;
     if show.cancelled {
         return Err(Error::ShowtimeClosed(showtime, Closed::CalledOff));

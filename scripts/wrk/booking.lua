@@ -16,7 +16,8 @@
 -- hold4    POST /tickets seat_ids: 4 seats of one user   holds.txt    (4 lines of one user)
 -- pay4     POST /payments ticket_ids: 4 held tickets     pays.txt     (4 lines of one user)
 --
--- hold and pay never reuse a line: past the end of the file they send an unauthenticated
+-- hold and pay never reuse a line (with several wrk threads, set BOOKING_WRK_THREADS to their
+-- number so that each thread takes its own share of the lines): past the end of the file they send an unauthenticated
 -- request (401), so running out of data shows up as errors, never as a repeated request.
 -- At the end it prints "statuses: 200=N 409=N ..." over all threads.
 
@@ -36,16 +37,25 @@ local extra
 function init(args)
   mode = args[1]
   extra = args[3]
-  if (mode == "hold" or mode == "pay" or mode == "hold4" or mode == "pay4") and id > 0 then
-    error("hold and pay use each line once: run them with -t1")
+  -- Modes that use each line once share the lines out: with BOOKING_WRK_THREADS=T (wrk -tT),
+  -- thread k takes units k, k+T, k+2T, ... (a unit: one line, or four lines of one user).
+  local once = mode == "hold" or mode == "pay" or mode == "hold4" or mode == "pay4"
+  local share = tonumber(os.getenv("BOOKING_WRK_THREADS") or "1")
+  if once and id >= share then
+    error("hold and pay use each line once: run them with -t1, or -tT and BOOKING_WRK_THREADS=T")
   end
+  local unit = (mode == "hold4" or mode == "pay4") and 4 or 1
   math.randomseed(os.time() + id)
   run = run .. "-" .. tostring(math.random(1, 1e9))
   if args[2] then
+    local i = 0
     for line in io.lines(args[2]) do
-      local t = {}
-      for w in line:gmatch("%S+") do t[#t + 1] = w end
-      rows[#rows + 1] = t
+      if not once or math.floor(i / unit) % share == id then
+        local t = {}
+        for w in line:gmatch("%S+") do t[#t + 1] = w end
+        rows[#rows + 1] = t
+      end
+      i = i + 1
     end
   end
 end

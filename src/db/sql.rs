@@ -146,6 +146,16 @@ macro_rules! params {
 }
 pub(crate) use params;
 
+/// The placeholders of an `IN (…)` list of `n` values bound from parameter `first` on:
+/// `list(3, 2)` is `"?3, ?4"`. Statements are cached by their text, so a list's length should
+/// be bounded (a request's seats or tickets, at most the per-user limit).
+pub(crate) fn list(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A column that was not what the schema says it is.
 pub(crate) fn bad_column(i: usize, what: &str) -> Error {
     Error::internal(format!("column {i} is not {what}"))

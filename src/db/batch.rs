@@ -1,12 +1,14 @@
-//! Group commit, led by the callers themselves: a caller queues its write operation and, if no
-//! batch is being run, becomes the leader — it takes whatever operations are queued (up to a
-//! bound), runs each in its own savepoint inside one `BEGIN IMMEDIATE` transaction on the
-//! process's write connection, commits once — one fsync for the whole batch — and only then
-//! answers every caller in the batch. Callers that arrive while a leader runs wait, each on its
-//! own channel (an answer wakes only its caller). A leader goes on with what was queued
-//! meanwhile for a short while ([`LEAD_ON_FOR`]), then hands the lead to the caller at the front
-//! of the queue. At light load a write costs one transaction and no hand-off to another thread;
-//! under a burst, one commit still serves many (as databases do for their logs).
+//! Group commit, led by a caller when the writer is idle and by a writer thread under a burst.
+//! A caller queues its write operation; if no batch is being run, it leads: it takes whatever
+//! is queued (up to a bound) — its own operation first — runs each operation in its own
+//! savepoint inside one `BEGIN IMMEDIATE` transaction on the process's write connection,
+//! commits once (one fsync for the whole batch), and only then answers every caller in the
+//! batch. So at light load a write costs one transaction and no hand-off to another thread.
+//! Callers that arrive while a batch runs wait, each on its own channel (an answer wakes only
+//! its caller). If operations queued up meanwhile, the leading caller does not go on (its own
+//! client waits for it): it hands the lead to the writer thread, which runs batch after batch
+//! while work is queued and then goes idle, so that under a burst one thread that does nothing
+//! else keeps the write connection busy (as databases do for their logs).
 //!
 //! - A failing operation rolls back only its own savepoint and gets its own error.
 //! - No answer precedes the commit that makes it durable; if the commit fails, every operation
@@ -34,21 +36,12 @@ trait Job: Send {
     fn run(&mut self, conn: &Connection, now: Now) -> bool;
     /// Delivers the answer once the batch's fate is known (`Err` if the commit failed).
     fn answer(self: Box<Self>, commit: std::result::Result<(), &Error>);
-    /// Tells the job's caller, still waiting with the job at the front of the queue, to lead
-    /// the next batch.
-    fn hand_lead(&self);
-}
-
-/// What a waiting caller is told: its answer, or to lead the next batch.
-enum Told<T> {
-    Answer(Result<T>),
-    Lead,
 }
 
 struct TypedJob<T, F> {
     op: Option<F>,
     out: Option<Result<T>>,
-    tell: Sender<Told<T>>,
+    tell: Sender<Result<T>>,
 }
 
 impl<T, F> Job for TypedJob<T, F>
@@ -73,11 +66,7 @@ where
             (Err(e), _) => Err(clone_commit_error(e)),
             (Ok(()), None) => Err(Error::internal("a write operation did not run")),
         };
-        let _ = self.tell.send(Told::Answer(out));
-    }
-
-    fn hand_lead(&self) {
-        let _ = self.tell.send(Told::Lead);
+        let _ = self.tell.send(out);
     }
 }
 
@@ -134,35 +123,40 @@ impl Counters {
     }
 }
 
-/// The queue of operations and whether a leader is running a batch.
+/// The queue of operations and who runs batches.
 #[derive(Default)]
 struct Queue {
     jobs: VecDeque<Box<dyn Job>>,
-    /// A leader is running batches (or has been told to and is on its way).
+    /// A caller or the writer thread is running batches (or the writer is told to).
     leading: bool,
+    /// The writer thread is told to lead (a caller handed the lead over).
+    writer_leads: bool,
+    /// The batcher is being dropped: the writer thread ends.
+    stop: bool,
     /// Callers waiting for room in a full queue.
     waiting_for_room: usize,
 }
 
-/// How long a leader whose own operation is answered goes on leading while operations are
-/// queued, before it hands the lead to the caller at the front of the queue. Handing the lead
-/// over wakes another thread, which on a busy machine may wait a scheduling slice before it
-/// runs: a leader that goes on a little keeps the write connection busy meanwhile, at the cost
-/// of at most this much on its own caller's answer.
-const LEAD_ON_FOR: Duration = Duration::from_micros(1500);
-
-/// Group commit on one write connection: the queue, and what a leader needs.
-pub(crate) struct Batcher {
+/// What the callers and the writer thread share.
+struct Shared {
     conn: SharedConn,
     checkpointer: Arc<Checkpointer>,
     clock: Arc<dyn Clock>,
     max_batch: usize,
-    capacity: usize,
-    wait: Duration,
     queue: Mutex<Queue>,
     /// Signalled when room is made in a full queue.
     room: Condvar,
+    /// Signalled when the writer thread is told to lead, or to stop.
+    writer: Condvar,
     stats: Counters,
+}
+
+/// Group commit on one write connection: the queue, and the writer thread for bursts.
+pub(crate) struct Batcher {
+    shared: Arc<Shared>,
+    capacity: usize,
+    wait: Duration,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Batcher {
@@ -173,21 +167,32 @@ impl Batcher {
         settings: GroupCommit,
         wait: Duration,
     ) -> Result<Batcher> {
-        Ok(Batcher {
+        let shared = Arc::new(Shared {
             conn,
             checkpointer,
             clock,
             max_batch: settings.max_batch.max(1),
-            capacity: settings.queue_capacity.max(1),
-            wait,
             queue: Mutex::new(Queue::default()),
             room: Condvar::new(),
+            writer: Condvar::new(),
             stats: Counters::default(),
+        });
+        let writer = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("group-commit".into())
+            .spawn(move || writer.writer_thread())
+            .map_err(|e| Error::internal(format!("cannot start the group-commit writer: {e}")))?;
+        Ok(Batcher {
+            shared,
+            capacity: settings.queue_capacity.max(1),
+            wait,
+            thread: Some(thread),
         })
     }
 
+    #[cfg(test)]
     fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+        self.shared.lock()
     }
 
     /// Queues `op` and returns its answer, which comes only after its batch committed: led by
@@ -197,16 +202,15 @@ impl Batcher {
         T: Send + 'static,
         F: FnMut(&dyn Tx, Now) -> Result<T> + Send + 'static,
     {
-        // Room for an answer and a call to lead: a caller is told to lead only while its job
-        // is queued, and answered only once it ran.
-        let (tell, told) = bounded(2);
+        let (tell, told) = bounded(1);
         let job: Box<dyn Job> = Box::new(TypedJob {
             op: Some(op),
             out: None,
             tell,
         });
         let deadline = Instant::now() + self.wait;
-        let mut q = self.lock();
+        let shared = &*self.shared;
+        let mut q = shared.lock();
         // Back-pressure: a full queue waits for room up to the busy timeout.
         while q.jobs.len() >= self.capacity {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -214,7 +218,7 @@ impl Batcher {
                 return Err(Error::Busy);
             }
             q.waiting_for_room += 1;
-            q = self
+            q = shared
                 .room
                 .wait_timeout(q, left)
                 .unwrap_or_else(|p| p.into_inner())
@@ -222,29 +226,42 @@ impl Batcher {
             q.waiting_for_room -= 1;
         }
         q.jobs.push_back(job);
-        let lead_now = !q.leading;
-        q.leading = true;
-        drop(q);
-        if lead_now {
-            self.lead();
+        if !q.leading {
+            // The writer is idle: this caller leads one batch (its job is the only one
+            // queued), then hands over to the writer thread if more work came meanwhile.
+            q.leading = true;
+            shared.run_batches(q, false);
+        } else {
+            drop(q);
         }
-        loop {
-            match told.recv() {
-                Ok(Told::Answer(out)) => return out,
-                Ok(Told::Lead) => self.lead(),
-                // The sender lives in the job, which is answered before it is dropped.
-                Err(_) => return Err(Error::internal("a write operation was dropped")),
-            }
-        }
+        told.recv()
+            .unwrap_or_else(|_| Err(Error::internal("a write operation was dropped")))
     }
 
-    /// Leads: runs the queued operations in batches until the queue is empty, or until this
-    /// caller's own operation is answered and it has led for [`LEAD_ON_FOR`] — then it hands
-    /// the lead to the caller at the front of the queue. The caller's own job is among the
-    /// first batch (it is at the front of the queue when it is told to lead).
-    fn lead(&self) {
-        let started = Instant::now();
-        let mut q = self.lock();
+    pub fn stats(&self) -> BatchStats {
+        self.shared.stats.snapshot()
+    }
+}
+
+impl Drop for Batcher {
+    fn drop(&mut self) {
+        self.shared.lock().stop = true;
+        self.shared.writer.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs batches while leading, from the queue `q` holds. A caller (`writer` false) runs
+    /// one batch and then, if work is queued, hands the lead to the writer thread; the writer
+    /// thread runs batches until the queue is empty.
+    fn run_batches<'a>(&'a self, mut q: MutexGuard<'a, Queue>, writer: bool) {
         loop {
             let n = q.jobs.len().min(self.max_batch);
             let mut batch: Vec<Box<dyn Job>> = q.jobs.drain(..n).collect();
@@ -256,12 +273,30 @@ impl Batcher {
             q = self.lock();
             if q.jobs.is_empty() {
                 q.leading = false;
+                q.writer_leads = false;
                 return;
             }
-            if started.elapsed() >= LEAD_ON_FOR {
-                if let Some(next) = q.jobs.front() {
-                    next.hand_lead();
-                }
+            if !writer {
+                q.writer_leads = true;
+                drop(q);
+                self.writer.notify_one();
+                return;
+            }
+        }
+    }
+
+    /// The writer thread: leads whenever a caller hands the lead over, until the batcher is
+    /// dropped.
+    fn writer_thread(&self) {
+        let mut q = self.lock();
+        loop {
+            while !q.writer_leads && !q.stop {
+                q = self.writer.wait(q).unwrap_or_else(|p| p.into_inner());
+            }
+            if q.writer_leads {
+                self.run_batches(q, true);
+                q = self.lock();
+            } else {
                 return;
             }
         }
@@ -279,10 +314,6 @@ impl Batcher {
         for job in batch.drain(..) {
             job.answer(commit.as_ref().map(|_| ()));
         }
-    }
-
-    pub fn stats(&self) -> BatchStats {
-        self.stats.snapshot()
     }
 }
 
@@ -352,7 +383,7 @@ mod tests {
         let b = Arc::new(batcher(dir.path()));
         // Hold the write connection: the first leader waits for it with its batch of one,
         // while everyone else queues behind.
-        let conn = b.conn.clone();
+        let conn = b.shared.conn.clone();
         let held = conn.lock().unwrap();
         let writers: Vec<_> = (0..20)
             .map(|i| {
@@ -391,7 +422,7 @@ mod tests {
     }
 
     #[test]
-    fn under_a_steady_stream_the_lead_moves_between_callers_and_every_write_is_answered_once() {
+    fn under_a_steady_stream_the_writer_thread_takes_the_lead_and_every_write_is_answered_once() {
         let dir = tempfile::tempdir().unwrap();
         let b = Arc::new(batcher(dir.path()));
         let ran_on = Arc::new(Mutex::new(std::collections::HashSet::new()));
@@ -403,8 +434,9 @@ mod tests {
                         let ran_on = ran_on.clone();
                         let n = b
                             .run(move |c, _| {
-                                ran_on.lock().unwrap().insert(std::thread::current().id());
-                                // A little work, so a leader's batches take time.
+                                let name = std::thread::current().name().map(str::to_string);
+                                ran_on.lock().unwrap().insert(name);
+                                // A little work, so batches take time and work queues.
                                 std::thread::sleep(Duration::from_micros(50));
                                 c.execute(
                                     "INSERT INTO t (n) VALUES (?1)",
@@ -420,14 +452,20 @@ mod tests {
         for w in writers {
             w.join().unwrap();
         }
+        let ran_on = ran_on.lock().unwrap();
+        assert!(
+            ran_on.contains(&Some("group-commit".to_string())),
+            "the writer thread led under the stream: {ran_on:?}"
+        );
+        assert!(
+            ran_on.iter().any(|n| n.as_deref() != Some("group-commit")),
+            "callers led when the writer was idle: {ran_on:?}"
+        );
         let s = b.stats();
         assert_eq!(s.operations, 2400);
         assert!(s.batches < 2400, "some writes shared a commit: {s:?}");
-        assert!(
-            ran_on.lock().unwrap().len() > 1,
-            "the lead passed from one caller to another"
-        );
         let (n, distinct): (i64, i64) = b
+            .shared
             .conn
             .lock()
             .unwrap()

@@ -79,7 +79,7 @@ pub(crate) fn pay(
             "UPDATE tickets SET status = 'paid', paid_at = ?1, payment_id = ?2 WHERE id IN ({})",
             sql::list(3, ids.len())
         ),
-        &[params![now.ms, id], tickets::to_params(&ids).as_slice()].concat(),
+        &[params![now.ms, id], sql::to_params(&ids).as_slice()].concat(),
     )?;
     if paid != ids.len() {
         return Err(Error::internal("a paid ticket is gone"));
@@ -89,14 +89,13 @@ pub(crate) fn pay(
     showtimes.sort();
     showtimes.dedup();
     for showtime in showtimes {
-        let of: Vec<&tickets::Claim> = claims
+        let (seats, held): (Vec<SeatId>, Vec<TicketId>) = claims
             .iter()
             .filter(|t| t.showtime_id == showtime)
-            .collect();
-        let seats: Vec<SeatId> = of.iter().map(|t| t.seat_id).collect();
-        let held: Vec<TicketId> = of.iter().map(|t| t.id).collect();
+            .map(|t| (t.seat_id, t.id))
+            .unzip();
         let version = seatmap::bump(c, showtime)?;
-        let n = of.len();
+        let n = seats.len();
         // Each seat carries at most one ticket: n rows changed means every seat carried one of
         // these tickets.
         let sold = c.execute(
@@ -108,8 +107,8 @@ pub(crate) fn pay(
             ),
             &[
                 params![version],
-                tickets::to_params(&seats).as_slice(),
-                tickets::to_params(&held).as_slice(),
+                sql::to_params(&seats).as_slice(),
+                sql::to_params(&held).as_slice(),
             ]
             .concat(),
         )?;

@@ -170,7 +170,7 @@ pub(crate) fn own_claims(
             ),
             sql::list(1, ids.len())
         ),
-        &to_params(ids),
+        &sql::to_params(ids),
         &mut |r| {
             claims.push(Claim::read(r, now)?);
             Ok(())
@@ -183,11 +183,6 @@ pub(crate) fn own_claims(
     Ok(claims)
 }
 
-/// `ids` as statement parameters.
-pub(crate) fn to_params<T: sql::ToParam>(ids: &[T]) -> Vec<&dyn sql::ToParam> {
-    ids.iter().map(|id| id as &dyn sql::ToParam).collect()
-}
-
 /// Locks the seats `tickets` are for, in ascending seat-id order (a ticket's seat never
 /// changes, so it can be read before the lock): the first step of every write that changes a
 /// ticket. Two statements however many tickets.
@@ -195,7 +190,7 @@ pub(crate) fn lock_seats_of(c: &dyn Tx, tickets: &[TicketId]) -> Result<()> {
     let list = sql::list(1, tickets.len());
     let seats: Vec<i64> = c.rows(
         &format!("SELECT seat_id FROM tickets WHERE id IN ({list})"),
-        &to_params(tickets),
+        &sql::to_params(tickets),
         |r| r.get(0),
     )?;
     if seats.is_empty() {
@@ -206,7 +201,7 @@ pub(crate) fn lock_seats_of(c: &dyn Tx, tickets: &[TicketId]) -> Result<()> {
             "SELECT id FROM seats WHERE id IN ({}) ORDER BY id",
             sql::list(1, seats.len())
         ),
-        &to_params(&seats),
+        &sql::to_params(&seats),
         &mut |_| Ok(()),
     )
 }
@@ -309,7 +304,7 @@ pub(crate) fn hold(
              WHERE id IN ({}) ORDER BY id",
             sql::list(1, seats.len())
         ),
-        &to_params(seats),
+        &sql::to_params(seats),
         &mut |r| {
             claims.push(SeatClaim {
                 id: r.get(0)?,

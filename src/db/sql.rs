@@ -156,6 +156,11 @@ pub(crate) fn list(first: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// Values as statement parameters: the values of a [`list`].
+pub(crate) fn to_params<T: ToParam>(values: &[T]) -> Vec<&dyn ToParam> {
+    values.iter().map(|v| v as &dyn ToParam).collect()
+}
+
 /// A column that was not what the schema says it is.
 pub(crate) fn bad_column(i: usize, what: &str) -> Error {
     Error::internal(format!("column {i} is not {what}"))

@@ -85,11 +85,57 @@ impl Builder {
             .timeout_connect(self.connect_timeout)
             .build();
         Client {
-            agent: ureq::Agent::new_with_config(config),
+            agent: ureq::Agent::with_parts(
+                config,
+                ureq::unversioned::transport::DefaultConnector::default(),
+                LiteralFirst::default(),
+            ),
             base: self.base,
             token: None,
         }
     }
+}
+
+/// ureq's resolver, except that a URL whose host is an IP address (as a booking-server's base
+/// URL usually is) is answered at once. ureq resolves the host of every request, even one sent
+/// on a kept-alive connection, and with a timeout set its default resolver starts a thread per
+/// lookup: a thread started and ended per request, which a load generator pays on every call.
+#[derive(Debug, Default)]
+struct LiteralFirst(ureq::unversioned::resolver::DefaultResolver);
+
+impl ureq::unversioned::resolver::Resolver for LiteralFirst {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        match literal_address(uri) {
+            Some(addr) => {
+                let mut addrs = self.empty();
+                addrs.push(addr);
+                Ok(addrs)
+            }
+            None => self.0.resolve(uri, config, timeout),
+        }
+    }
+}
+
+/// The socket address of an `http://` or `https://` URL whose host is an IP address.
+fn literal_address(uri: &ureq::http::Uri) -> Option<std::net::SocketAddr> {
+    let host = uri.host()?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let ip: std::net::IpAddr = host.parse().ok()?;
+    let port = match (uri.port_u16(), uri.scheme_str()?) {
+        (Some(port), "http" | "https") => port,
+        (None, "http") => 80,
+        (None, "https") => 443,
+        _ => return None,
+    };
+    Some(std::net::SocketAddr::new(ip, port))
 }
 
 impl Client {
@@ -393,6 +439,21 @@ fn classify(e: &ureq::Error) -> ErrorKind {
 mod tests {
     use super::*;
     use crate::{Booking, Config, SystemClock};
+
+    #[test]
+    fn an_ip_address_is_its_own_resolution_and_a_name_is_left_to_the_resolver() {
+        let addr = |url: &str| literal_address(&url.parse().unwrap()).map(|a| a.to_string());
+        assert_eq!(
+            addr("http://127.0.0.1:8080/token").as_deref(),
+            Some("127.0.0.1:8080")
+        );
+        assert_eq!(addr("http://10.1.2.3/x").as_deref(), Some("10.1.2.3:80"));
+        assert_eq!(addr("https://10.1.2.3/x").as_deref(), Some("10.1.2.3:443"));
+        assert_eq!(addr("http://[::1]:9/").as_deref(), Some("[::1]:9"));
+        assert_eq!(addr("http://localhost:8080/"), None);
+        assert_eq!(addr("http://booking.example/"), None);
+        assert_eq!(addr("ftp://127.0.0.1/"), None);
+    }
     use serde_json::json;
     use std::io::{BufRead, BufReader, Write};
     use std::net::{TcpListener, TcpStream};

@@ -67,6 +67,13 @@ pub(crate) trait Tx {
     ) -> Result<()> {
         self.query(sql, params, each)
     }
+
+    /// Runs an `INSERT … RETURNING id` of one row and gives the id. An engine that knows the
+    /// new row's id without the `RETURNING` clause may run the statement without it.
+    fn insert(&self, sql: &str, params: &[&dyn ToParam]) -> Result<i64> {
+        first(|each| self.query(sql, params, each), |r| r.get(0))?
+            .ok_or_else(|| Error::internal(format!("no row from: {sql}")))
+    }
 }
 
 impl dyn Row + '_ {
@@ -116,11 +123,6 @@ impl dyn Tx + '_ {
     pub fn value<T: FromCol>(&self, sql: &str, params: &[&dyn ToParam]) -> Result<T> {
         self.row(sql, params, |r| r.get(0))?
             .ok_or_else(|| Error::internal(format!("no row from: {sql}")))
-    }
-
-    /// Runs an `INSERT … RETURNING id` and gives the id.
-    pub fn insert(&self, sql: &str, params: &[&dyn ToParam]) -> Result<i64> {
-        self.value(sql, params)
     }
 }
 

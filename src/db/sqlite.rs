@@ -243,6 +243,20 @@ impl Tx for Connection {
         }
         Ok(())
     }
+
+    /// The new row's id is its rowid: SQLite runs the `INSERT` without its `RETURNING id`,
+    /// which it would otherwise buffer through a temporary table opened per statement.
+    fn insert(&self, sql: &str, params: &[&dyn ToParam]) -> Result<i64> {
+        let Some(plain) = sql.trim_end().strip_suffix("RETURNING id") else {
+            return Err(Error::internal(format!(
+                "not an INSERT … RETURNING id: {sql}"
+            )));
+        };
+        match self.prepare_cached(plain)?.execute(bind(params))? {
+            1 => Ok(self.last_insert_rowid()),
+            n => Err(Error::internal(format!("{n} rows from: {sql}"))),
+        }
+    }
 }
 
 struct SqliteRow<'a, 'b>(&'a rusqlite::Row<'b>);
@@ -278,5 +292,37 @@ impl Row for SqliteRow<'_, '_> {
             ValueRef::Blob(b) | ValueRef::Text(b) => Ok(Some(b)),
             _ => Err(super::sql::bad_column(i, "bytes")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::sql::params;
+
+    #[test]
+    fn an_insert_gives_the_new_rows_id_without_running_its_returning_clause() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL);
+             CREATE TABLE log (id INTEGER PRIMARY KEY, v TEXT);
+             CREATE TRIGGER t_log AFTER INSERT ON t BEGIN INSERT INTO log (v) VALUES ('x'), ('y'); END;
+             INSERT INTO t (id, v) VALUES (41, 'before');",
+        )
+        .unwrap();
+        let tx: &dyn Tx = &c;
+        let sql = "INSERT INTO t (v) VALUES (?1) RETURNING id";
+        let a = tx.insert(sql, params!["a"]).unwrap();
+        let b = tx.insert(sql, params!["b"]).unwrap();
+        assert_eq!((a, b), (42, 43), "the rows' ids, not the trigger's rows'");
+        let v: String = tx
+            .value("SELECT v FROM t WHERE id = ?1", params![b])
+            .unwrap();
+        assert_eq!(v, "b");
+        // A failed insert is an error, not the previous row's id.
+        assert!(tx.insert(sql, params![Option::<i64>::None]).is_err());
+        assert!(tx
+            .insert("INSERT INTO t (v) VALUES (?1)", params!["c"])
+            .is_err());
     }
 }

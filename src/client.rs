@@ -439,6 +439,11 @@ fn classify(e: &ureq::Error) -> ErrorKind {
 mod tests {
     use super::*;
     use crate::{Booking, Config, SystemClock};
+    use serde_json::json;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
 
     #[test]
     fn an_ip_address_is_its_own_resolution_and_a_name_is_left_to_the_resolver() {
@@ -454,11 +459,6 @@ mod tests {
         assert_eq!(addr("http://booking.example/"), None);
         assert_eq!(addr("ftp://127.0.0.1/"), None);
     }
-    use serde_json::json;
-    use std::io::{BufRead, BufReader, Write};
-    use std::net::{TcpListener, TcpStream};
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use std::sync::Arc;
 
     /// booking-server's HTTP layer in this process, on the demo catalog.
     struct Server {

@@ -262,8 +262,8 @@ fn many_threads_entering_at_once_each_get_one_entry_and_admission_respects_max_a
 /// A clock that moves one millisecond forward each time it is read. Every write reads the time
 /// once, while it holds the write lock (direct: after `BEGIN IMMEDIATE`; group commit: per
 /// operation, in order, by the thread leading the batch), so the times writes store are all
-/// distinct and increase in commit order. (`advance` then `now` is not one atomic step, but writers read it
-/// one at a time, and concurrent readers only push it further forward.)
+/// distinct and increase in commit order. (`advance` then `now` is not one atomic step, but
+/// writers read it one at a time, and concurrent readers only push it further forward.)
 struct Ticking(ManualClock);
 
 impl Clock for Ticking {

@@ -71,8 +71,7 @@ pub(crate) trait Tx {
     /// Runs an `INSERT … RETURNING id` of one row and gives the id. An engine that knows the
     /// new row's id without the `RETURNING` clause may run the statement without it.
     fn insert(&self, sql: &str, params: &[&dyn ToParam]) -> Result<i64> {
-        first(|each| self.query(sql, params, each), |r| r.get(0))?
-            .ok_or_else(|| Error::internal(format!("no row from: {sql}")))
+        first_value(|each| self.query(sql, params, each), sql)
     }
 }
 
@@ -121,9 +120,16 @@ impl dyn Tx + '_ {
 
     /// The first column of the one row a query returns (an aggregate, an id).
     pub fn value<T: FromCol>(&self, sql: &str, params: &[&dyn ToParam]) -> Result<T> {
-        self.row(sql, params, |r| r.get(0))?
-            .ok_or_else(|| Error::internal(format!("no row from: {sql}")))
+        first_value(|each| self.query(sql, params, each), sql)
     }
+}
+
+/// The first column of the first row `query` (running `sql`) gives; no row is an error.
+fn first_value<T: FromCol>(
+    query: impl FnOnce(&mut dyn FnMut(&dyn Row) -> Result<()>) -> Result<()>,
+    sql: &str,
+) -> Result<T> {
+    first(query, |r| r.get(0))?.ok_or_else(|| Error::internal(format!("no row from: {sql}")))
 }
 
 fn first<T>(

@@ -154,9 +154,11 @@ pub(crate) fn cancel_showtime(
     // user id — a payment under way holds its payer's wallet before its seat — then every seat
     // of it, by id. Holds and payments under way finish first; those that come later wait,
     // then see the showtime called off.
+    // A seat carries the claim of its held or paid ticket.
     let claimants: Vec<UserId> = c.rows(
-        "SELECT DISTINCT user_id FROM tickets
-         WHERE showtime_id = ?1 AND status IN ('held', 'paid') ORDER BY user_id",
+        "SELECT DISTINCT t.user_id FROM seats s JOIN tickets t ON t.id = s.ticket_id
+         WHERE s.showtime_id = ?1 AND s.ticket_id IS NOT NULL AND t.status IN ('held', 'paid')
+         ORDER BY t.user_id",
         params![showtime],
         |r| r.get(0),
     )?;
@@ -175,10 +177,11 @@ pub(crate) fn cancel_showtime(
     if found == 0 {
         return Err(Error::NotFound(Entity::Showtime));
     }
-    // Holds: live ones released, lapsed ones expired.
+    // Holds (each its seat's claim): live ones released, lapsed ones expired.
     let released = c.execute(
         "UPDATE tickets SET status = 'released', ended_at = ?2
-         WHERE showtime_id = ?1 AND status = 'held' AND held_until > ?2",
+         WHERE status = 'held' AND held_until > ?2 AND id IN
+             (SELECT ticket_id FROM seats WHERE showtime_id = ?1 AND held_until > ?2)",
         params![showtime, now.ms],
     )? as u64;
     let mut out = ShowtimeCancelled {
@@ -186,7 +189,8 @@ pub(crate) fn cancel_showtime(
         ..ShowtimeCancelled::default()
     };
     c.execute(
-        "UPDATE tickets SET status = 'expired' WHERE showtime_id = ?1 AND status = 'held'",
+        "UPDATE tickets SET status = 'expired' WHERE status = 'held' AND id IN
+             (SELECT ticket_id FROM seats WHERE showtime_id = ?1 AND held_until IS NOT NULL)",
         params![showtime],
     )?;
     // Paid tickets, in id order (each user's ledger in the order the tickets were bought).

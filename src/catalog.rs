@@ -447,8 +447,8 @@ pub(crate) fn list_showtimes(
     };
     c.rows(
         "SELECT s.id, s.concert_id, s.starts_at, s.total_seats,
-                s.total_seats - s.sold_seats - (SELECT COUNT(*) FROM tickets t
-                    WHERE t.showtime_id = s.id AND t.status = 'held' AND t.held_until > ?2),
+                s.total_seats - s.sold_seats - (SELECT COUNT(*) FROM seats h
+                    WHERE h.showtime_id = s.id AND h.held_until > ?2),
                 s.sale_opens_at
          FROM showtimes s
          WHERE s.concert_id = ?1 AND s.starts_at > ?3 AND (s.cancelled_at IS NULL OR ?4 = 1)

@@ -119,6 +119,15 @@ const CHECKS: &[(&str, Binds, &str)] = &[
            AND (s.ticket_id IS DISTINCT FROM t.id OR s.held_until IS DISTINCT FROM t.held_until)",
     ),
     (
+        // A lapsed hold not yet swept is still its seat's claim: the seats name every held
+        // ticket (sweeps and a showtime's cancellation find them through the seats).
+        "held_ticket_is_its_seats_claim",
+        Binds::Now,
+        "SELECT 'ticket ' || t.id || ' is held but seat ' || t.seat_id || ' does not carry it'
+         FROM tickets t JOIN seats s ON s.id = t.seat_id
+         WHERE t.status = 'held' AND t.held_until <= ?1 AND s.ticket_id IS DISTINCT FROM t.id",
+    ),
+    (
         // No released, lapsed or cancelled ticket claims a seat.
         "ended_ticket_claims_no_seat",
         Binds::Now,

@@ -385,8 +385,9 @@ pub(crate) fn hold(
 
 /// How many seats of `showtime` `user` claims now: live holds and paid tickets. Lapsed holds
 /// found on the way are retired (marked expired), so the count reads at most the limit's worth
-/// of rows of `tickets_claims_by_user` plus the lapses since the last count, however long the
-/// user's history; when none lapsed (the usual case) it is one read.
+/// of `tickets_by_user` entries (held and paid ones: its key ends with the status) plus the
+/// lapses since the last count, however long the user's history; when none lapsed (the usual
+/// case) it is one read.
 fn claims_of(c: &dyn Tx, now: Now, user: UserId, showtime: ShowtimeId) -> Result<i64> {
     let (mut live, mut lapsed) = (0, false);
     c.query(
@@ -502,14 +503,23 @@ pub(crate) fn sweep(c: &dyn Tx, now: Now) -> Result<usize> {
         params![now.ms],
         |r| r.get(0),
     )?;
+    let mut n = 0;
     for showtime in showtimes {
-        // The lapsed seats are locked before the showtime's version (a hold's order).
+        // The lapsed seats are locked, then their tickets, then the showtime's version (a
+        // hold's order: seats, the user's tickets, the version).
         c.query_locked(
             "SELECT id FROM seats
              WHERE showtime_id = ?1 AND sold = 0 AND ticket_id IS NOT NULL AND held_until <= ?2
              ORDER BY id",
             params![showtime, now.ms],
             &mut |_| Ok(()),
+        )?;
+        // Every held ticket is its seat's claim, so the lapsed seats name the lapsed holds.
+        n += c.execute(
+            "UPDATE tickets SET status = 'expired' WHERE status = 'held' AND id IN
+                 (SELECT ticket_id FROM seats
+                  WHERE showtime_id = ?1 AND sold = 0 AND ticket_id IS NOT NULL AND held_until <= ?2)",
+            params![showtime, now.ms],
         )?;
         let version = seatmap::bump(c, showtime)?;
         c.execute(
@@ -518,17 +528,13 @@ pub(crate) fn sweep(c: &dyn Tx, now: Now) -> Result<usize> {
             params![showtime, now.ms, version],
         )?;
     }
-    let n = c.execute(
-        "UPDATE tickets SET status = 'expired' WHERE status = 'held' AND held_until <= ?1",
-        params![now.ms],
-    )?;
     Ok(n)
 }
 
 /// Holds now, across all showtimes (for metrics).
 pub(crate) fn live_holds(c: &dyn Tx, now: Now) -> Result<i64> {
     c.value(
-        "SELECT COUNT(*) FROM tickets WHERE status = 'held' AND held_until > ?1",
+        "SELECT COUNT(*) FROM seats WHERE held_until > ?1",
         params![now.ms],
     )
 }

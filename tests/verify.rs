@@ -147,6 +147,32 @@ fn a_live_hold_its_seat_does_not_carry(#[case] backend: Backend) {
     );
 }
 
+/// A lapsed hold that its seat no longer carries would be missed by a sweep (which finds the
+/// holds to expire through the seats) and stay `held` for ever.
+#[apply(backends)]
+fn a_lapsed_hold_its_seat_does_not_carry(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
+    let (f, _, _, held) = sold(backend);
+    f.advance(std::time::Duration::from_secs(3600));
+    f.tamper()
+        .execute(
+            "UPDATE seats SET ticket_id = NULL, held_until = NULL WHERE id = ?1",
+            &[&held.seat_id.get()],
+        )
+        .unwrap();
+    let v = broken(&f);
+    assert!(
+        has(
+            &v,
+            "held_ticket_is_its_seats_claim",
+            &format!("ticket {}", held.id)
+        ),
+        "{v:?}"
+    );
+}
+
 #[apply(backends)]
 fn a_sold_seat_without_its_paid_ticket(#[case] backend: Backend) {
     if backend.skipped() {

@@ -24,6 +24,9 @@ pub fn handle(shared: &Shared, route: Route, req: &Incoming) -> Result<Reply, Fa
     let caller = match route.endpoint().access() {
         Access::Public => Caller::Anyone,
         Access::Identity => Caller::Known(b.authorize(req.bearer()?)?),
+        Access::Active if writes_as_active(route) => {
+            return active_write(shared, route, req);
+        }
         Access::Active => Caller::Admitted(b.authorize_active(req.bearer()?)?),
     };
     match caller {
@@ -37,6 +40,32 @@ pub fn handle(shared: &Shared, route: Route, req: &Incoming) -> Result<Reply, Fa
             admitted(shared, route, req, &who)
         }
     }
+}
+
+/// A write behind the *active* guard: the library checks the entry inside the write, so a
+/// request that succeeds reads nothing before it. One that fails is answered as if the guard
+/// had run first: if the entry is not active (now), that is the answer, not the body's fault.
+fn active_write(shared: &Shared, route: Route, req: &Incoming) -> Result<Reply, Failure> {
+    let b = &*shared.booking;
+    let token = req.bearer()?;
+    let who = b.authorize_active_write(token)?;
+    let out = req
+        .check_query_user(&who)
+        .map_err(Failure::from)
+        .and_then(|()| admitted(shared, route, req, &who));
+    if out.is_err() {
+        b.authorize_active(token)?;
+    }
+    out
+}
+
+/// Whether `route` is a write behind the *active* guard (the library checks the entry inside
+/// the write).
+fn writes_as_active(route: Route) -> bool {
+    matches!(
+        route,
+        Route::Plain(Endpoint::Hold) | Route::Ticket(Endpoint::Extend, _)
+    )
 }
 
 /// The endpoints behind the *active* guard.

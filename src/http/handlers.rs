@@ -51,7 +51,6 @@ fn active_write(shared: &Shared, route: Route, req: &Incoming) -> Result<Reply, 
     let who = b.authorize_active_write(token)?;
     let out = req
         .check_query_user(&who)
-        .map_err(Failure::from)
         .and_then(|()| admitted(shared, route, req, &who));
     if out.is_err() {
         b.authorize_active(token)?;

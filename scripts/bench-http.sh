@@ -134,7 +134,7 @@ bench() { # name mode connections [file, in $WORK/data unless a path] [label] ->
   settle "$conns"
   BOOKING_WRK_THREADS=$threads wrk -t"$threads" -c"$conns" -d"$DURATION" --latency -s scripts/wrk/booking.lua \
     "http://127.0.0.1:$PORT" -- "$mode" ${file:+"$(case $file in /*) echo "$file" ;; *) echo "$WORK/data/$file" ;; esac)"} >"$out"
-  local rps p50 p99 statuses busy rps_ok
+  local rps p50 p99 statuses busy
   rps=$(awk '/^Requests\/sec/ { printf "%.0f", $2 }' "$out")
   busy=$(awk -v rps="$rps" '/^    Latency / { v = $2; f = 1
       if (v ~ /us$/) f = 1e-6; else if (v ~ /ms$/) f = 1e-3
@@ -146,13 +146,12 @@ bench() { # name mode connections [file, in $WORK/data unless a path] [label] ->
   echo "  $name: $rps req/s, p50 $p50 ms, p99 $p99 ms, busy $busy of $conns, statuses $statuses ${sock}"
   # Holds and payments use each prepared line once and answer 401 past the end: a row with
   # 401s ran out of data, and its rate (fast 401s included) is no measure: no ratio from it.
-  local short=
+  local short= rps_ok=$rps
   case "$mode:$statuses" in
-    hold*:*401=*|pay*:*401=*) short=" **ran out of data: rerun with --data-scale 2**"; rps_ok= ;;
-    *) rps_ok=$rps ;;
+    hold*:*401=*|pay*:*401=*) rps_ok= short="ran out of prepared data (401s): no ratio from it; rerun with --data-scale 2" ;;
   esac
-  [ -z "$short" ] || echo "  $name ran out of prepared data (401s): no ratio from it; rerun with --data-scale 2"
-  ROWS+=("| $name | $conns | $busy | $rps | $p50 | $p99 | $statuses ${sock:+($sock)}$short |")
+  [ -z "$short" ] || echo "  $name $short"
+  ROWS+=("| $name | $conns | $busy | $rps | $p50 | $p99 | $statuses ${sock:+($sock)}${short:+ **$short**} |")
   eval "RPS_$label=$rps_ok"
 }
 echo "== wrk -t1 -d$DURATION per endpoint"

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # What the seat-map version costs holds of one showtime on PostgreSQL (issue 13), with pgbench
 # alone, no booking-server: hold-shaped transactions (lock a free seat, insert its held ticket,
-# update the seat: scripts/pgbench/hold.sql) on one showtime of the booking schema, against the
-# same with a version bump — today's (the showtime row's counter, bumped before the insert:
-# scripts/pgbench/versions/showtime-row.sql) and the alternatives of a version made of K counter
-# rows per showtime (a table of its own, version_slots, made here; the seat's slot is its id
-# mod K), bumped last or first (versions/slots-last.sql, versions/slots-first.sql). Each variant
-# runs ROUNDS times, alternating, on seats of its own, in a throwaway cluster (as
-# scripts/bench-pg.sh: initdb in a temporary directory, run as the postgres user when started as
-# root, removed at the end), under flock on BOOKING_BENCH_LOCK (/tmp/booking-bench.lock).
+# update the seat: scripts/pgbench/hold.sql) on one showtime of the booking schema, without a
+# version bump (the raw limit), with today's (the showtime row's counter, bumped before the
+# insert) and with the alternatives of a version made of K counter rows per showtime (a table of
+# its own, version_slots, made here; the seat's slot is its id mod K), bumped first or last —
+# hold.sql's -D version=0..3. Each variant runs ROUNDS times, alternating, on seats of its own,
+# in a throwaway cluster (as scripts/bench-pg.sh: initdb in a temporary directory, run as the
+# postgres user when started as root, removed at the end), under flock on BOOKING_BENCH_LOCK
+# (/tmp/booking-bench.lock).
 #
 # usage: scripts/bench-pg-versions.sh [--duration 8s] [--connections 64] [--rounds 2]
 set -euo pipefail
@@ -30,14 +30,14 @@ LOCK=${BOOKING_BENCH_LOCK:-/tmp/booking-bench.lock}
 
 cargo build --release --bin booking-cli
 BIN=target/release
-# name:script:slots
+# name:version:slots (hold.sql's -D version and -D slots)
 VARIANTS=(
-  "no version (raw):scripts/pgbench/hold.sql:1"
-  "showtime row, first (today):scripts/pgbench/versions/showtime-row.sql:1"
-  "1 slot row, last:scripts/pgbench/versions/slots-last.sql:1"
-  "8 slot rows, last:scripts/pgbench/versions/slots-last.sql:8"
-  "8 slot rows, first:scripts/pgbench/versions/slots-first.sql:8"
-  "32 slot rows, first:scripts/pgbench/versions/slots-first.sql:32"
+  "no version (raw):0:1"
+  "showtime row, first (today):1:1"
+  "1 slot row, last:3:1"
+  "8 slot rows, last:3:8"
+  "8 slot rows, first:2:8"
+  "32 slot rows, first:2:32"
 )
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/booking-pg-versions.XXXXXX")
@@ -78,10 +78,11 @@ declare -A TPS
 run=0
 for r in $(seq "$ROUNDS"); do
   for v in "${VARIANTS[@]}"; do
-    IFS=: read -r name script slots <<<"$v"
+    IFS=: read -r name version slots <<<"$v"
     sync; sql -c CHECKPOINT
     out=$(pgbench -n -M prepared -h 127.0.0.1 -p "$PORT" -U postgres -c "$CONNS" -j 2 -T "$SECS" \
-      -f "$script" -D base=$((BASE + run * PER * CONNS)) -D per="$PER" -D n=0 -D slots="$slots" versions 2>&1) \
+      -f scripts/pgbench/hold.sql -D base=$((BASE + run * PER * CONNS)) -D per="$PER" -D n=0 \
+      -D version="$version" -D slots="$slots" versions 2>&1) \
       || { echo "$out" | tail -5 >&2; exit 1; }
     run=$((run + 1))
     tps=$(awk '/^tps/ { printf "%.0f", $3 }' <<<"$out")

@@ -234,7 +234,7 @@ for r in $(seq "$ROUNDS"); do
   out="$WORK/pgbench-$r.txt"
   if ! pgbench -n -M prepared -h 127.0.0.1 -p "$PGPORT" -U postgres -c "$CONNS" -j 2 -T "$SECS" \
       -f scripts/pgbench/hold.sql -D base=$((RAW_BASE + (r - 1) * PER * CONNS)) -D per="$PER" \
-      -D n=0 bench_raw >"$out" 2>&1; then
+      -D n=0 -D version=0 -D slots=1 bench_raw >"$out" 2>&1; then
     cat "$out" >&2; echo "pgbench failed (too few seats? BOOKING_BENCH_RAW_RATE)" >&2; exit 1
   fi
   tps=$(awk '/^tps = / { printf "%.0f", $3; exit }' "$out")

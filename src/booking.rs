@@ -139,9 +139,14 @@ impl Booking {
     /// take the proof check the entry again inside their own transaction.
     pub fn authorize_active(&self, token: &str) -> Result<Active> {
         let who = self.authorize(token)?;
-        self.db
-            .read(|c, now| queue::require_active(c, now, &self.cfg, &who))?;
+        self.require_active(&who)?;
         Ok(Active::new(who))
+    }
+
+    /// The read half of the *active* guard: `queue_not_active` unless `who`'s entry is active now.
+    pub(crate) fn require_active(&self, who: &Identity) -> Result<()> {
+        self.db
+            .read(|c, now| queue::require_active(c, now, &self.cfg, who))
     }
 
     /// The *active* guard of a write that takes the proof (`hold_seats`, `extend`): the token

@@ -157,7 +157,7 @@ pub(crate) fn cancel_showtime(
     // A seat carries the claim of its held or paid ticket.
     let claimants: Vec<UserId> = c.rows(
         "SELECT DISTINCT t.user_id FROM seats s JOIN tickets t ON t.id = s.ticket_id
-         WHERE s.showtime_id = ?1 AND s.ticket_id IS NOT NULL AND t.status IN ('held', 'paid')
+         WHERE s.showtime_id = ?1 AND t.status IN ('held', 'paid')
          ORDER BY t.user_id",
         params![showtime],
         |r| r.get(0),

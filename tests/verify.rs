@@ -124,18 +124,23 @@ fn a_paid_ticket_whose_seat_is_not_sold(#[case] backend: Backend) {
     );
 }
 
-#[apply(backends)]
-fn a_live_hold_its_seat_does_not_carry(#[case] backend: Backend) {
-    if backend.skipped() {
-        return;
-    }
-    let (f, _, _, held) = sold(backend);
+/// Frees `held`'s seat behind the library's back, the ticket left `held`.
+fn seat_forgets_its_hold(f: &Fixture, held: &Ticket) {
     f.tamper()
         .execute(
             "UPDATE seats SET ticket_id = NULL, held_until = NULL WHERE id = ?1",
             &[&held.seat_id.get()],
         )
         .unwrap();
+}
+
+#[apply(backends)]
+fn a_live_hold_its_seat_does_not_carry(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
+    let (f, _, _, held) = sold(backend);
+    seat_forgets_its_hold(&f, &held);
     let v = broken(&f);
     assert!(
         has(
@@ -156,12 +161,7 @@ fn a_lapsed_hold_its_seat_does_not_carry(#[case] backend: Backend) {
     }
     let (f, _, _, held) = sold(backend);
     f.advance(std::time::Duration::from_secs(3600));
-    f.tamper()
-        .execute(
-            "UPDATE seats SET ticket_id = NULL, held_until = NULL WHERE id = ?1",
-            &[&held.seat_id.get()],
-        )
-        .unwrap();
+    seat_forgets_its_hold(&f, &held);
     let v = broken(&f);
     assert!(
         has(

@@ -1,18 +1,39 @@
 -- The raw limit of a hold on PostgreSQL, for pgbench (scripts/bench-pg.sh): the shape of
 -- POST /tickets written directly on the booking schema — lock a free seat, insert its held
 -- ticket, point the seat at it — with none of the booking rules around it (no queue entry,
--- no showtime checks, no per-user count, no seat-map version bump).
+-- no showtime checks, no per-user count).
 --
 -- Each client takes the seats of its own range in turn, so every transaction finds a free seat
 -- and no two clients want one row: pgbench -D base=FIRST_SEAT_ID -D per=SEATS_PER_CLIENT -D n=0.
 -- Running out of seats fails the client (\gset wants one row), never repeats a seat.
+--
+-- -D version=V chooses the seat-map version bump (scripts/bench-pg-versions.sh compares them):
+--   0 none (the raw limit; scripts/bench-pg.sh);
+--   1 the showtime row's counter, bumped before the insert (seatmap::bump today);
+--   2 one of K counter rows of the showtime (table version_slots, made by bench-pg-versions.sh;
+--     the seat's slot is its id mod K, -D slots=K), bumped before the insert;
+--   3 the same, bumped last, after the seat is updated.
 \set n :n + 1
 \set sid :base + :client_id * :per + :n - 1
+\set slot :sid % :slots
+\set v :n
 BEGIN;
 SELECT showtime_id, price, (extract(epoch FROM now()) * 1000)::bigint AS now
   FROM seats WHERE id = :sid AND ticket_id IS NULL FOR UPDATE \gset
+\if :version = 1
+UPDATE showtimes SET seat_version = seat_version + 1 WHERE id = :showtime_id
+  RETURNING seat_version AS v \gset
+\elif :version = 2
+UPDATE version_slots SET counter = counter + 1 WHERE showtime_id = :showtime_id AND slot = :slot
+  RETURNING counter AS v \gset
+\endif
 INSERT INTO tickets (user_id, showtime_id, seat_id, price, status, created_at, held_until)
   VALUES ('raw-' || :client_id, :showtime_id, :sid, :price, 'held', :now::bigint, :now::bigint + 300000)
   RETURNING id AS ticket \gset
-UPDATE seats SET ticket_id = :ticket, held_until = :now::bigint + 300000, version = :n WHERE id = :sid;
+UPDATE seats SET ticket_id = :ticket, held_until = :now::bigint + 300000, version = :v WHERE id = :sid;
+\if :version = 3
+UPDATE version_slots SET counter = counter + 1 WHERE showtime_id = :showtime_id AND slot = :slot
+  RETURNING counter AS v \gset
+UPDATE seats SET version = :v WHERE id = :sid;
+\endif
 COMMIT;

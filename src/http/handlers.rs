@@ -47,13 +47,12 @@ pub fn handle(shared: &Shared, route: Route, req: &Incoming) -> Result<Reply, Fa
 /// had run first: if the entry is not active (now), that is the answer, not the body's fault.
 fn active_write(shared: &Shared, route: Route, req: &Incoming) -> Result<Reply, Failure> {
     let b = &*shared.booking;
-    let token = req.bearer()?;
-    let who = b.authorize_active_write(token)?;
+    let who = b.authorize_active_write(req.bearer()?)?;
     let out = req
         .check_query_user(&who)
         .and_then(|()| admitted(shared, route, req, &who));
     if out.is_err() {
-        b.authorize_active(token)?;
+        b.require_active(&who)?;
     }
     out
 }

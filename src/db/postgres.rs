@@ -29,7 +29,7 @@ use r2d2_postgres::PostgresConnectionManager;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The migrations, in order: `migrations/postgres/000N_*.sql` mirror SQLite's migration N.
 const MIGRATIONS: [&str; super::SCHEMA_VERSION] = [
@@ -50,6 +50,12 @@ const MAX_ATTEMPTS: u32 = 8;
 /// Statements each pooled connection keeps prepared.
 const STATEMENT_CACHE: usize = 256;
 
+/// A pooled connection unused for longer than this is checked (one empty query) before it is
+/// handed out again: one that the server closed meanwhile (a restart, an idle timeout) is
+/// replaced instead of failing a request. A connection in steady use is not checked: the check
+/// is a round trip, and r2d2's check on every checkout cost one more per request.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
 /// Connections in the pool beyond `read_connections` (which servers set to their worker count):
 /// background work (the placer, sweeps) never waits for a request's connection.
 const EXTRA_CONNECTIONS: u32 = 4;
@@ -65,6 +71,10 @@ pub(super) struct PgConn {
     client: Client,
     statements: HashMap<(bool, String), Statement>,
     in_transaction: bool,
+    /// When it was last handed out.
+    used_at: Instant,
+    /// It failed its idle check.
+    dead: bool,
 }
 
 /// r2d2's manager for [`PgConn`]: r2d2_postgres's, plus the session settings and the cache.
@@ -85,6 +95,8 @@ impl r2d2::ManageConnection for Manager {
             client,
             statements: HashMap::new(),
             in_transaction: false,
+            used_at: Instant::now(),
+            dead: false,
         })
     }
 
@@ -93,7 +105,7 @@ impl r2d2::ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut PgConn) -> bool {
-        conn.in_transaction || conn.client.is_closed()
+        conn.in_transaction || conn.dead || conn.client.is_closed()
     }
 }
 
@@ -197,6 +209,8 @@ impl Postgres {
                     .saturating_add(EXTRA_CONNECTIONS),
             )
             .min_idle(Some(1))
+            // Checked in `conn` instead, only when idle (see IDLE_CHECK).
+            .test_on_check_out(false)
             // Waiting for a connection is waiting for the database: `busy` past the timeout
             // (with a floor, so that a tiny busy timeout does not fail the first connections
             // while they are still being made).
@@ -212,7 +226,16 @@ impl Postgres {
     }
 
     fn conn(&self) -> Result<r2d2::PooledConnection<Manager>> {
-        self.pool.get().map_err(|_| Error::Busy)
+        loop {
+            let mut conn = self.pool.get().map_err(|_| Error::Busy)?;
+            let idle = conn.used_at.elapsed() >= IDLE_CHECK;
+            conn.used_at = Instant::now();
+            if !idle || conn.client.check_connection().is_ok() {
+                return Ok(conn);
+            }
+            // Dropped by the pool (`has_broken`); the next one is made anew if need be.
+            conn.dead = true;
+        }
     }
 
     /// Runs `f` in one write transaction and commits it, running it again (from scratch, with

@@ -215,11 +215,14 @@ pub(crate) fn cancel_showtime(
             .checked_add(t.price)
             .ok_or_else(|| Error::internal("refunds out of range"))?;
     }
-    let version = crate::seatmap::bump(c, showtime)?;
+    crate::seatmap::bump_all(c, showtime)?;
     c.execute(
-        "UPDATE seats SET sold = 0, ticket_id = NULL, held_until = NULL, version = ?2
-         WHERE showtime_id = ?1 AND ticket_id IS NOT NULL",
-        params![showtime, version],
+        concat!(
+            "UPDATE seats SET sold = 0, ticket_id = NULL, held_until = NULL, version = ",
+            crate::seatmap::stamp!(),
+            " WHERE showtime_id = ?1 AND ticket_id IS NOT NULL"
+        ),
+        params![showtime],
     )?;
     c.execute(
         "UPDATE showtimes SET sold_seats = 0 WHERE id = ?1",

@@ -328,6 +328,7 @@ pub(crate) fn add_showtime(
          VALUES (?1, ?2, ?3, ?4) RETURNING id",
         params![concert, starts, s.seats, opens],
     )?)?;
+    crate::seatmap::create(c, id)?;
     // Many seats per statement: one round trip per chunk on a server engine (PostgreSQL), and
     // fewer statements to step on SQLite.
     let mut written = 0u64;

@@ -213,10 +213,25 @@ const CHECKS: &[(&str, Binds, &str)] = &[
     (
         "seat_stamped_within_its_showtime_version",
         Binds::Nothing,
-        "SELECT 'seat ' || seat.id || ' is stamped with version ' || seat.version
-                || ' but showtime ' || s.id || ' is at ' || s.seat_version
-         FROM seats seat JOIN showtimes s ON s.id = seat.showtime_id
-         WHERE seat.version > s.seat_version",
+        concat!(
+            "SELECT 'seat ' || seat.id || ' is stamped with version ' || seat.version
+                    || ' but its slot of showtime ' || seat.showtime_id || ' is at '
+                    || COALESCE(v.counter, -1)
+             FROM seats seat LEFT JOIN seat_versions v
+               ON v.showtime_id = seat.showtime_id AND v.slot = seat.id % ",
+            crate::seatmap::slots!(),
+            " WHERE v.counter IS NULL OR seat.version > v.counter"
+        ),
+    ),
+    (
+        "showtime_has_its_version_slots",
+        Binds::Nothing,
+        concat!(
+            "SELECT 'showtime ' || s.id || ' has ' || COUNT(v.slot) || ' seat version slots'
+             FROM showtimes s LEFT JOIN seat_versions v ON v.showtime_id = s.id
+             GROUP BY s.id HAVING COUNT(v.slot) <> ",
+            crate::seatmap::slots!()
+        ),
     ),
     (
         "called_off_showtime_has_no_claims",

@@ -94,19 +94,19 @@ pub(crate) fn pay(
             .filter(|t| t.showtime_id == showtime)
             .map(|t| (t.seat_id, t.id))
             .unzip();
-        let version = seatmap::bump(c, showtime)?;
+        seatmap::bump(c, showtime, &seats)?;
         let n = seats.len();
         // Each seat carries at most one ticket: n rows changed means every seat carried one of
         // these tickets.
         let sold = c.execute(
             &format!(
-                "UPDATE seats SET sold = 1, held_until = NULL, version = ?1
+                "UPDATE seats SET sold = 1, held_until = NULL, version = {}
                  WHERE id IN ({}) AND ticket_id IN ({}) AND sold = 0",
-                sql::list(2, n),
-                sql::list(2 + n, n)
+                seatmap::stamp!(),
+                sql::list(1, n),
+                sql::list(1 + n, n)
             ),
             &[
-                params![version],
                 sql::to_params(&seats).as_slice(),
                 sql::to_params(&held).as_slice(),
             ]

@@ -1,15 +1,21 @@
 //! Seat maps at scale: a version that names a showtime's map, and what changed since one.
 //!
 //! Every write that changes a seat's status (a hold, a release, a payment, a cancellation, a
-//! sweep) bumps its showtime's `seat_version` and stamps the seat with the new value, in the same
-//! transaction: O(1) per change. A hold also lapses with no write at all (by the clock), so the
-//! map's version is that counter together with the **last lapse** — the latest `held_until`
-//! that is not after now among the showtime's held seats, one index seek. Both only grow while
-//! nothing is swept, and a sweep bumps the counter. What changed since a version is two index
-//! ranges: seats stamped after its counter, and holds that lapsed after its last lapse.
+//! sweep) bumps a version counter and stamps the seat with the new value, in the same
+//! transaction: O(1) per change. A showtime has [`SLOTS`] counters (`seat_versions`, one row
+//! each), and a seat belongs to slot `id % SLOTS`: a write bumps the slots of the seats it
+//! changes (in ascending slot order) and stamps each seat with its slot's counter. A slot's row
+//! stays locked until the write commits, so within a slot stamps are in commit order — what a
+//! diff relies on — while writes to seats of different slots of one showtime commit side by side
+//! (on PostgreSQL; one counter for the whole showtime made every hold of a date commit one at a
+//! time). A hold also lapses with no write at all (by the clock), so the map's version is the
+//! counters together with the **last lapse** — the latest `held_until` that is not after now
+//! among the showtime's held seats, one index seek. Both only grow while nothing is swept, and
+//! a sweep bumps the counters. What changed since a version is two index ranges: seats stamped
+//! after their slot's counter in it, and holds that lapsed after its last lapse.
 
 use crate::catalog::Seat;
-use crate::db::sql::{params, Tx};
+use crate::db::sql::{self, params, ToParam, Tx};
 use crate::db::Now;
 use crate::error::{Entity, Error, Result};
 use crate::ids::{ConcertId, SeatId, ShowtimeId};
@@ -17,25 +23,70 @@ use serde::Serialize;
 use std::fmt;
 use std::str::FromStr;
 
-/// The state of one showtime's seat map: two numbers, shown as `"COUNTER.LAPSE"`. Equal versions
-/// mean equal maps.
+/// [`SLOTS`] as a literal, for SQL text built with `concat!`.
+macro_rules! slots {
+    () => {
+        32
+    };
+}
+pub(crate) use slots;
+
+/// Version counters per showtime (rows of `seat_versions`); a seat's slot is its id mod this.
+/// Migration 6 makes this many rows per showtime.
+pub(crate) const SLOTS: usize = slots!();
+
+/// The counter a seat is stamped with: its slot's, as this transaction left it (an SQL
+/// expression over the `seats` row being written).
+macro_rules! stamp {
+    () => {
+        concat!(
+            "(SELECT v.counter FROM seat_versions v WHERE v.showtime_id = seats.showtime_id AND v.slot = seats.id % ",
+            $crate::seatmap::slots!(),
+            ")"
+        )
+    };
+}
+pub(crate) use stamp;
+
+/// The state of one showtime's seat map: its [`SLOTS`] counters and the last lapse, shown as
+/// `"C0-C1-…-C31.LAPSE"` (or `"C.LAPSE"` when every counter is `C`). Equal versions mean equal
+/// maps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SeatVersion {
-    counter: i64,
+    counters: [i64; SLOTS],
     lapse: i64,
 }
 
 impl SeatVersion {
     /// A version no map ever had: what changed since it is every seat.
     pub(crate) const UNKNOWN: SeatVersion = SeatVersion {
-        counter: i64::MAX,
+        counters: [i64::MAX; SLOTS],
         lapse: i64::MAX,
     };
+
+    /// Whether every counter of `self` is at most `other`'s: `self` may be an earlier state of
+    /// the map `other` is.
+    fn not_after(&self, other: &SeatVersion) -> bool {
+        self.counters
+            .iter()
+            .zip(&other.counters)
+            .all(|(a, b)| a <= b)
+    }
 }
 
 impl fmt::Display for SeatVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.counter, self.lapse)
+        let first = self.counters[0];
+        if self.counters.iter().all(|c| *c == first) {
+            return write!(f, "{first}.{}", self.lapse);
+        }
+        for (i, c) in self.counters.iter().enumerate() {
+            if i > 0 {
+                f.write_str("-")?;
+            }
+            write!(f, "{c}")?;
+        }
+        write!(f, ".{}", self.lapse)
     }
 }
 
@@ -44,12 +95,23 @@ impl FromStr for SeatVersion {
     fn from_str(s: &str) -> Result<SeatVersion> {
         let bad = || Error::InvalidRequest(format!("{s:?} is not a seat map version"));
         let (c, l) = s.trim().split_once('.').ok_or_else(bad)?;
-        let counter = c.parse().map_err(|_| bad())?;
-        let lapse = l.parse().map_err(|_| bad())?;
-        if counter < 0 || lapse < 0 {
-            return Err(bad());
+        let number = |t: &str| match t.parse::<i64>() {
+            Ok(n) if n >= 0 && !t.starts_with('+') => Ok(n),
+            _ => Err(bad()),
+        };
+        let lapse = number(l)?;
+        let parts: Vec<&str> = c.split('-').collect();
+        let mut counters = [0; SLOTS];
+        match parts.len() {
+            1 => counters = [number(parts[0])?; SLOTS],
+            SLOTS => {
+                for (to, t) in counters.iter_mut().zip(parts) {
+                    *to = number(t)?;
+                }
+            }
+            _ => return Err(bad()),
         }
-        Ok(SeatVersion { counter, lapse })
+        Ok(SeatVersion { counters, lapse })
     }
 }
 
@@ -78,13 +140,76 @@ pub struct SeatChanges {
     pub seats: Vec<Seat>,
 }
 
-/// Records that seats of `showtime` change status in this transaction: bumps its version and
-/// returns the value to stamp the changed seats with.
-pub(crate) fn bump(c: &dyn Tx, showtime: ShowtimeId) -> Result<i64> {
-    c.value(
-        "UPDATE showtimes SET seat_version = seat_version + 1 WHERE id = ?1 RETURNING seat_version",
+/// The slot of a seat.
+fn slot(seat: SeatId) -> i64 {
+    seat.get().rem_euclid(SLOTS as i64)
+}
+
+/// Records that `seats` of `showtime` change status in this transaction: bumps their slots'
+/// counters, which the transaction then stamps them with (`stamp!()`). The slots are locked in
+/// ascending order, the one order every writer takes them in.
+pub(crate) fn bump(c: &dyn Tx, showtime: ShowtimeId, seats: &[SeatId]) -> Result<()> {
+    let mut slots: Vec<i64> = seats.iter().map(|s| slot(*s)).collect();
+    slots.sort_unstable();
+    slots.dedup();
+    let list = sql::list(2, slots.len());
+    let args = [params![showtime], sql::to_params(&slots).as_slice()].concat();
+    if slots.len() > 1 {
+        c.query_locked(
+            &format!(
+                "SELECT slot FROM seat_versions WHERE showtime_id = ?1 AND slot IN ({list})
+                 ORDER BY slot"
+            ),
+            &args,
+            &mut |_| Ok(()),
+        )?;
+    }
+    let n = c.execute(
+        &format!(
+            "UPDATE seat_versions SET counter = counter + 1
+             WHERE showtime_id = ?1 AND slot IN ({list})"
+        ),
+        &args,
+    )?;
+    counted(n, slots.len(), showtime)
+}
+
+/// [`bump`] for a write that may change any seat of `showtime` (a sweep, a showtime called
+/// off): every slot, in ascending order.
+pub(crate) fn bump_all(c: &dyn Tx, showtime: ShowtimeId) -> Result<()> {
+    c.query_locked(
+        "SELECT slot FROM seat_versions WHERE showtime_id = ?1 ORDER BY slot",
         params![showtime],
-    )
+        &mut |_| Ok(()),
+    )?;
+    let n = c.execute(
+        "UPDATE seat_versions SET counter = counter + 1 WHERE showtime_id = ?1",
+        params![showtime],
+    )?;
+    counted(n, SLOTS, showtime)
+}
+
+fn counted(n: usize, want: usize, showtime: ShowtimeId) -> Result<()> {
+    if n != want {
+        return Err(Error::internal(format!(
+            "showtime {showtime} has {n} of the {want} seat version slots written"
+        )));
+    }
+    Ok(())
+}
+
+/// Makes the version slots of a new showtime.
+pub(crate) fn create(c: &dyn Tx, showtime: ShowtimeId) -> Result<()> {
+    let n = c.execute(
+        concat!(
+            "INSERT INTO seat_versions (showtime_id, slot, counter)
+             WITH RECURSIVE k (slot) AS (SELECT 0 UNION ALL SELECT slot + 1 FROM k WHERE slot + 1 < ",
+            slots!(),
+            ") SELECT ?1, slot, 0 FROM k"
+        ),
+        params![showtime],
+    )?;
+    counted(n, SLOTS, showtime)
 }
 
 /// The version of `showtime`'s map now; `not_found` unless it is `concert`'s.
@@ -94,23 +219,40 @@ pub(crate) fn version(
     concert: ConcertId,
     showtime: ShowtimeId,
 ) -> Result<SeatVersion> {
-    let (of, counter): (ConcertId, i64) = c
+    let of: ConcertId = c
         .row(
-            "SELECT concert_id, seat_version FROM showtimes WHERE id = ?1",
+            "SELECT concert_id FROM showtimes WHERE id = ?1",
             params![showtime],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| r.get(0),
         )?
         .ok_or(Error::NotFound(Entity::Showtime))?;
     if of != concert {
         return Err(crate::catalog::not_of_concert(c, concert)?);
     }
+    let mut counters = [0; SLOTS];
+    let mut n = 0;
+    c.query(
+        "SELECT slot, counter FROM seat_versions WHERE showtime_id = ?1",
+        params![showtime],
+        &mut |r| {
+            let slot: i64 = r.get(0)?;
+            let to = usize::try_from(slot)
+                .ok()
+                .and_then(|i| counters.get_mut(i))
+                .ok_or_else(|| Error::internal(format!("seat version slot {slot}")))?;
+            *to = r.get(1)?;
+            n += 1;
+            Ok(())
+        },
+    )?;
+    counted(n, SLOTS, showtime)?;
     let lapse: Option<i64> = c.value(
         "SELECT MAX(held_until) FROM seats
          WHERE showtime_id = ?1 AND held_until IS NOT NULL AND held_until <= ?2",
         params![showtime, now.ms],
     )?;
     Ok(SeatVersion {
-        counter,
+        counters,
         lapse: lapse.unwrap_or(0),
     })
 }
@@ -125,16 +267,16 @@ pub(crate) fn since(
     since: SeatVersion,
 ) -> Result<SeatChanges> {
     let version = version(c, now, concert, showtime)?;
-    let known = since.counter <= version.counter && since.lapse <= now.ms;
+    let known = since.not_after(&version) && since.lapse <= now.ms;
     let seats = if !known {
         crate::catalog::list_seats(c, now, concert, showtime)?
     } else {
-        let mut seats = crate::catalog::seats_where(
-            c,
-            now,
-            "showtime_id = ?1 AND version > ?3",
-            params![showtime, now.ms, since.counter],
-        )?;
+        // Stamped after their slot's counter in `since`: an index range from the least of them,
+        // each seat then compared with its own slot's (?4 is slot 0's).
+        let least = since.counters.iter().copied().min().unwrap_or(0);
+        let mut args: Vec<&dyn ToParam> = vec![&showtime, &now.ms, &least];
+        args.extend(since.counters.iter().map(|c| c as &dyn ToParam));
+        let mut seats = crate::catalog::seats_where(c, now, &SINCE_CONDITION, &args)?;
         let lapsed = crate::catalog::seats_where(
             c,
             now,
@@ -149,6 +291,17 @@ pub(crate) fn since(
     Ok(SeatChanges { version, seats })
 }
 
+/// `showtime_id = ?1 AND version > ?3 AND version > CASE id % SLOTS WHEN 0 THEN ?4 … END`.
+static SINCE_CONDITION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let mut s = format!("showtime_id = ?1 AND version > ?3 AND version > CASE id % {SLOTS}");
+    for k in 0..SLOTS {
+        // Cast: PostgreSQL cannot infer a parameter's type from a CASE branch.
+        s.push_str(&format!(" WHEN {k} THEN CAST(?{} AS BIGINT)", k + 4));
+    }
+    s.push_str(" END");
+    s
+});
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,12 +309,24 @@ mod tests {
     #[test]
     fn versions_read_back_as_written() {
         let v = SeatVersion {
-            counter: 42,
+            counters: [42; SLOTS],
             lapse: 1_767_312_000_000,
         };
         assert_eq!(v.to_string(), "42.1767312000000");
         assert_eq!(v.to_string().parse::<SeatVersion>().unwrap(), v);
-        for bad in ["", "42", "a.b", "-1.0", "1.-1", "1.2.3"] {
+        let mut w = v;
+        w.counters[1] = 43;
+        w.counters[SLOTS - 1] = 7;
+        let text = w.to_string();
+        assert!(text.starts_with("42-43-42-"), "{text}");
+        assert!(text.ends_with("-7.1767312000000"), "{text}");
+        assert_eq!(text.parse::<SeatVersion>().unwrap(), w);
+        assert!(v.not_after(&SeatVersion { lapse: 0, ..w }));
+        assert!(!w.not_after(&v));
+        let short = text.replacen("42-", "", 1);
+        for bad in [
+            "", "42", "a.b", "-1.0", "1.-1", "1.2.3", "+1.0", "1-2.0", &short,
+        ] {
             assert!(bad.parse::<SeatVersion>().is_err(), "{bad}");
         }
     }

@@ -254,25 +254,38 @@ impl SeatClaim {
     }
 }
 
-/// A showtime as a hold needs it.
+/// A showtime as a hold needs it, with the user's claims on it.
 struct ShowtimeRow {
     concert: ConcertId,
     starts_at: i64,
     sale_opens_at: Option<i64>,
     cancelled: bool,
+    /// The user's live holds and paid tickets of it.
+    claims: i64,
+    /// Whether a hold of the user's on it has lapsed but is still marked held.
+    lapsed: bool,
 }
 
-fn showtime_row(c: &dyn Tx, showtime: ShowtimeId) -> Result<ShowtimeRow> {
+/// The showtime and `user`'s claims on it, in one read (one round trip on a server engine): the
+/// claims are two seeks of `tickets_by_user` (held and paid entries: its key ends with the
+/// status), however long the user's history.
+fn showtime_row(c: &dyn Tx, now: Now, user: UserId, showtime: ShowtimeId) -> Result<ShowtimeRow> {
     c.row(
-        "SELECT concert_id, starts_at, sale_opens_at, cancelled_at IS NOT NULL
+        "SELECT concert_id, starts_at, sale_opens_at, cancelled_at IS NOT NULL,
+                (SELECT COUNT(*) FROM tickets WHERE user_id = ?2 AND showtime_id = ?1
+                   AND status IN ('held', 'paid') AND (status = 'paid' OR held_until > ?3)),
+                (SELECT COUNT(*) FROM tickets WHERE user_id = ?2 AND showtime_id = ?1
+                   AND status = 'held' AND held_until <= ?3)
          FROM showtimes WHERE id = ?1",
-        params![showtime],
+        params![showtime, user, now.ms],
         |r| {
             Ok(ShowtimeRow {
                 concert: r.get(0)?,
                 starts_at: r.get(1)?,
                 sale_opens_at: r.get(2)?,
                 cancelled: r.get(3)?,
+                claims: r.get(4)?,
+                lapsed: r.get::<i64>(5)? > 0,
             })
         },
     )?
@@ -293,7 +306,7 @@ pub(crate) fn hold(
     distinct("seat_ids", seats)?;
     let limit = cfg.max_tickets_per_user;
     if seats.len() > limit as usize {
-        showtime_row(c, showtime)?; // not_found before anything else
+        showtime_row(c, now, user, showtime)?; // not_found before anything else
         return Err(Error::HoldLimitReached(limit));
     }
     // Seats in ascending id order: the one order every writer locks them in.
@@ -319,12 +332,12 @@ pub(crate) fn hold(
         },
     )?;
     if claims.len() != seats.len() || claims.iter().any(|s| s.showtime != showtime) {
-        showtime_row(c, showtime)?; // a showtime that does not exist is named first
+        showtime_row(c, now, user, showtime)?; // a showtime that does not exist is named first
         return Err(Error::NotFound(Entity::Seat));
     }
     // Read once the seats are locked (the seats found are of it, so it exists): a showtime
     // called off meanwhile (which locks every seat of it first) is seen.
-    let show = showtime_row(c, showtime)?;
+    let show = showtime_row(c, now, user, showtime)?;
     if show.cancelled {
         return Err(Error::ShowtimeClosed(showtime, Closed::CalledOff));
     }
@@ -343,12 +356,14 @@ pub(crate) fn hold(
     {
         return Err(Error::SeatUnavailable(*taken));
     }
-    let held = claims_of(c, now, user, showtime)?;
-    if held + seats.len() as i64 > i64::from(limit) {
+    if show.lapsed {
+        retire_lapsed(c, now, user, showtime)?;
+    }
+    if show.claims + seats.len() as i64 > i64::from(limit) {
         return Err(Error::HoldLimitReached(limit));
     }
     let until = now.plus(cfg.hold_ttl);
-    let version = seatmap::bump(c, showtime)?;
+    seatmap::bump(c, showtime, seats)?;
     let mut out = Vec::with_capacity(claims.len());
     for s in &claims {
         if let Some(lapsed) = s.ticket {
@@ -364,8 +379,12 @@ pub(crate) fn hold(
             params![user, showtime, s.id, s.price, now.ms, until],
         )?)?;
         c.execute(
-            "UPDATE seats SET ticket_id = ?2, held_until = ?3, version = ?4 WHERE id = ?1",
-            params![s.id, id, until, version],
+            concat!(
+                "UPDATE seats SET ticket_id = ?2, held_until = ?3, version = ",
+                seatmap::stamp!(),
+                " WHERE id = ?1"
+            ),
+            params![s.id, id, until],
         )?;
         out.push(Ticket {
             id,
@@ -383,35 +402,16 @@ pub(crate) fn hold(
     Ok(out)
 }
 
-/// How many seats of `showtime` `user` claims now: live holds and paid tickets. Lapsed holds
-/// found on the way are retired (marked expired), so the count reads at most the limit's worth
-/// of `tickets_by_user` entries (held and paid ones: its key ends with the status) plus the
-/// lapses since the last count, however long the user's history; when none lapsed (the usual
-/// case) it is one read.
-fn claims_of(c: &dyn Tx, now: Now, user: UserId, showtime: ShowtimeId) -> Result<i64> {
-    let (mut live, mut lapsed) = (0, false);
-    c.query(
-        "SELECT status, held_until FROM tickets
-         WHERE user_id = ?1 AND showtime_id = ?2 AND status IN ('held', 'paid')",
-        params![user, showtime],
-        &mut |r| {
-            let paid = r.get::<TicketStatus>(0)? == TicketStatus::Paid;
-            if paid || r.get::<Option<i64>>(1)?.is_some_and(|t| t > now.ms) {
-                live += 1;
-            } else {
-                lapsed = true;
-            }
-            Ok(())
-        },
+/// Marks `user`'s lapsed holds of `showtime` expired, so that the claims a hold counts
+/// ([`showtime_row`]) read at most the limit's worth of held entries plus the lapses since the
+/// last hold, however long the user's history.
+fn retire_lapsed(c: &dyn Tx, now: Now, user: UserId, showtime: ShowtimeId) -> Result<()> {
+    c.execute(
+        "UPDATE tickets SET status = 'expired'
+         WHERE user_id = ?1 AND showtime_id = ?2 AND status = 'held' AND held_until <= ?3",
+        params![user, showtime, now.ms],
     )?;
-    if lapsed {
-        c.execute(
-            "UPDATE tickets SET status = 'expired'
-             WHERE user_id = ?1 AND showtime_id = ?2 AND status = 'held' AND held_until <= ?3",
-            params![user, showtime, now.ms],
-        )?;
-    }
-    Ok(live)
+    Ok(())
 }
 
 /// Gives a live hold of `user`'s back: the ticket is `released` and its seat available at once.
@@ -474,11 +474,14 @@ pub(crate) fn free_seat(
     seat: SeatId,
     ticket: TicketId,
 ) -> Result<()> {
-    let version = seatmap::bump(c, showtime)?;
+    seatmap::bump(c, showtime, &[seat])?;
     c.execute(
-        "UPDATE seats SET sold = 0, ticket_id = NULL, held_until = NULL, version = ?3
-         WHERE id = ?1 AND ticket_id = ?2",
-        params![seat, ticket, version],
+        concat!(
+            "UPDATE seats SET sold = 0, ticket_id = NULL, held_until = NULL, version = ",
+            seatmap::stamp!(),
+            " WHERE id = ?1 AND ticket_id = ?2"
+        ),
+        params![seat, ticket],
     )?;
     Ok(())
 }
@@ -507,12 +510,12 @@ pub(crate) fn sweep(c: &dyn Tx, now: Now) -> Result<usize> {
     for showtime in showtimes {
         // The lapsed seats are locked, then their tickets, then the showtime's version (a
         // hold's order: seats, the user's tickets, the version).
-        c.query_locked(
+        let lapsed: Vec<SeatId> = c.rows_locked(
             "SELECT id FROM seats
              WHERE showtime_id = ?1 AND sold = 0 AND ticket_id IS NOT NULL AND held_until <= ?2
              ORDER BY id",
             params![showtime, now.ms],
-            &mut |_| Ok(()),
+            |r| r.get(0),
         )?;
         // Every held ticket is its seat's claim, so the lapsed seats name the lapsed holds.
         n += c.execute(
@@ -521,11 +524,14 @@ pub(crate) fn sweep(c: &dyn Tx, now: Now) -> Result<usize> {
                   WHERE showtime_id = ?1 AND sold = 0 AND ticket_id IS NOT NULL AND held_until <= ?2)",
             params![showtime, now.ms],
         )?;
-        let version = seatmap::bump(c, showtime)?;
+        seatmap::bump(c, showtime, &lapsed)?;
         c.execute(
-            "UPDATE seats SET ticket_id = NULL, held_until = NULL, version = ?3
-             WHERE showtime_id = ?1 AND sold = 0 AND ticket_id IS NOT NULL AND held_until <= ?2",
-            params![showtime, now.ms, version],
+            concat!(
+                "UPDATE seats SET ticket_id = NULL, held_until = NULL, version = ",
+                seatmap::stamp!(),
+                " WHERE showtime_id = ?1 AND sold = 0 AND ticket_id IS NOT NULL AND held_until <= ?2"
+            ),
+            params![showtime, now.ms],
         )?;
     }
     Ok(n)

@@ -25,7 +25,7 @@ use sql::{params, Tx};
 use std::sync::Arc;
 
 /// The schema version this build writes (the number of migrations, the same on every engine).
-pub const SCHEMA_VERSION: usize = 5;
+pub const SCHEMA_VERSION: usize = 6;
 
 /// What an operation sees of the moment it runs in: the time, read once inside the transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

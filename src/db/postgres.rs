@@ -38,6 +38,7 @@ const MIGRATIONS: [&str; super::SCHEMA_VERSION] = [
     include_str!("../../migrations/postgres/0003_waiting_room.sql"),
     include_str!("../../migrations/postgres/0004_seat_versions.sql"),
     include_str!("../../migrations/postgres/0005_ticket_indexes.sql"),
+    include_str!("../../migrations/postgres/0006_seat_version_slots.sql"),
 ];
 
 /// A key of `pg_advisory_xact_lock` that serializes migrations of one database.

@@ -108,20 +108,38 @@ impl dyn Tx + '_ {
         &self,
         sql: &str,
         params: &[&dyn ToParam],
-        mut f: impl FnMut(&dyn Row) -> Result<T>,
+        f: impl FnMut(&dyn Row) -> Result<T>,
     ) -> Result<Vec<T>> {
-        let mut out = Vec::new();
-        self.query(sql, params, &mut |r| {
-            out.push(f(r)?);
-            Ok(())
-        })?;
-        Ok(out)
+        collect(|each| self.query(sql, params, each), f)
+    }
+
+    /// [`rows`](Self::rows), locking the rows read (see [`Tx::query_locked`]).
+    pub fn rows_locked<T>(
+        &self,
+        sql: &str,
+        params: &[&dyn ToParam],
+        f: impl FnMut(&dyn Row) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        collect(|each| self.query_locked(sql, params, each), f)
     }
 
     /// The first column of the one row a query returns (an aggregate, an id).
     pub fn value<T: FromCol>(&self, sql: &str, params: &[&dyn ToParam]) -> Result<T> {
         first_value(|each| self.query(sql, params, each), sql)
     }
+}
+
+/// Every row `query` gives, mapped by `f`.
+fn collect<T>(
+    query: impl FnOnce(&mut dyn FnMut(&dyn Row) -> Result<()>) -> Result<()>,
+    mut f: impl FnMut(&dyn Row) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    query(&mut |r| {
+        out.push(f(r)?);
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 /// The first column of the first row `query` (running `sql`) gives; no row is an error.

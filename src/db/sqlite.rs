@@ -30,6 +30,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/0003_waiting_room.sql")).foreign_key_check(),
         M::up(include_str!("../../migrations/0004_seat_versions.sql")),
         M::up(include_str!("../../migrations/0005_ticket_indexes.sql")),
+        M::up(include_str!("../../migrations/0006_seat_version_slots.sql")).foreign_key_check(),
     ])
 }
 

@@ -541,3 +541,49 @@ mod the_fixtures_own_verify {
         assert_eq!(msg, None);
     }
 }
+
+#[apply(backends)]
+fn a_seat_stamped_past_its_slots_counter(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
+    let (f, _, _, held) = sold(backend);
+    f.tamper()
+        .execute(
+            "UPDATE seats SET version = version + 1000 WHERE id = ?1",
+            &[&held.seat_id.get()],
+        )
+        .unwrap();
+    let v = broken(&f);
+    assert!(
+        has(
+            &v,
+            "seat_stamped_within_its_showtime_version",
+            &format!("seat {} ", held.seat_id)
+        ),
+        "{v:?}"
+    );
+}
+
+#[apply(backends)]
+fn a_showtime_missing_a_version_slot(#[case] backend: Backend) {
+    if backend.skipped() {
+        return;
+    }
+    let (f, _, _, _) = sold(backend);
+    f.tamper()
+        .execute(
+            "DELETE FROM seat_versions WHERE showtime_id = ?1 AND slot = 7",
+            &[&f.showtime.get()],
+        )
+        .unwrap();
+    let v = broken(&f);
+    assert!(
+        has(
+            &v,
+            "showtime_has_its_version_slots",
+            &format!("showtime {} has 31 ", f.showtime)
+        ),
+        "{v:?}"
+    );
+}

@@ -2,10 +2,9 @@
 # What the seat-map version costs holds of one showtime on PostgreSQL (issue 13), with pgbench
 # alone, no booking-server: hold-shaped transactions (lock a free seat, insert its held ticket,
 # update the seat: scripts/pgbench/hold.sql) on one showtime of the booking schema, without a
-# version bump (the raw limit), with today's (the showtime row's counter, bumped before the
-# insert) and with the alternatives of a version made of K counter rows per showtime (a table of
-# its own, version_slots, made here; the seat's slot is its id mod K), bumped first or last —
-# hold.sql's -D version=0..3. Each variant runs ROUNDS times, alternating, on seats of its own,
+# version bump (the raw limit), with one counter row per showtime (schema versions 4 and 5),
+# and with K of the showtime's counter rows (seat_versions; the seat's slot its id mod K),
+# bumped first or last: K = 32 bumped first is today's (migration 6) — hold.sql's -D version. Each variant runs ROUNDS times, alternating, on seats of its own,
 # in a throwaway cluster (as scripts/bench-pg.sh: initdb in a temporary directory, run as the
 # postgres user when started as root, removed at the end), under flock on BOOKING_BENCH_LOCK
 # (/tmp/booking-bench.lock).
@@ -33,11 +32,11 @@ BIN=target/release
 # name:version:slots (hold.sql's -D version and -D slots)
 VARIANTS=(
   "no version (raw):0:1"
-  "showtime row, first (today):1:1"
-  "1 slot row, last:3:1"
-  "8 slot rows, last:3:8"
-  "8 slot rows, first:2:8"
-  "32 slot rows, first:2:32"
+  "1 counter row, first (schema 4-5):2:1"
+  "1 counter row, last:3:1"
+  "8 counter rows, last:3:8"
+  "8 counter rows, first:2:8"
+  "32 counter rows, first (today):2:32"
 )
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/booking-pg-versions.XXXXXX")
@@ -66,10 +65,7 @@ SEATS=$((PER * CONNS * ROUNDS * ${#VARIANTS[@]}))
 "$BIN/booking-cli" --db "$URL/versions" showtime add --concert 1 --seats 1 --price 50000 \
   --starts-at "$(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)" >/dev/null
 sql -c "INSERT INTO seats (showtime_id, number, price) SELECT 1, n, 50000 FROM generate_series(2, $SEATS + 1) n;
-        UPDATE showtimes SET total_seats = $SEATS + 1 WHERE id = 1;
-        CREATE TABLE version_slots (showtime_id BIGINT NOT NULL REFERENCES showtimes (id),
-          slot INT NOT NULL, counter BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (showtime_id, slot));
-        INSERT INTO version_slots SELECT 1, s, 0 FROM generate_series(0, 31) s;"
+        UPDATE showtimes SET total_seats = $SEATS + 1 WHERE id = 1;"
 sql -c "VACUUM ANALYZE"
 BASE=$(sql -tA -c "SELECT MIN(id) FROM seats")
 

@@ -8,7 +8,7 @@
 #      POST /tickets (scripts/wrk/booking.lua, as scripts/bench-http.sh) at CONNECTIONS
 #      connections against one booking-server on PostgreSQL, each for DURATION, twice: "one
 #      showtime" (the holds that run together are of one showtime, a hot date on sale: they
-#      queue on its seat-map version) and "many showtimes" (consecutive holds round-robin over
+#      share its 32 seat-map version slots) and "many showtimes" (consecutive holds round-robin over
 #      the showtimes of HOLD_SHOWTIME_SEATS seats each); the ratios to pgbench, and medians;
 #   2. 1, 2 and 3 booking-server processes on one PostgreSQL database: wrk against each process
 #      at once (CONNECTIONS split between them), holds (of one showtime), then polls; the sums,

@@ -145,16 +145,31 @@ fn slot(seat: SeatId) -> i64 {
     seat.get().rem_euclid(SLOTS as i64)
 }
 
+/// The counters a write bumped: what it stamps each seat of theirs with.
+pub(crate) struct Stamps(Vec<(i64, i64)>);
+
+impl Stamps {
+    /// The counter to stamp `seat` with (a seat of the bumped slots).
+    pub(crate) fn of(&self, seat: SeatId) -> Result<i64> {
+        let slot = slot(seat);
+        self.0
+            .iter()
+            .find(|(s, _)| *s == slot)
+            .map(|(_, counter)| *counter)
+            .ok_or_else(|| Error::internal(format!("seat {seat}'s version slot was not bumped")))
+    }
+}
+
 /// Records that `seats` of `showtime` change status in this transaction: bumps their slots'
-/// counters, which the transaction then stamps them with (`stamp!()`). The slots are locked in
-/// ascending order, the one order every writer takes them in.
-pub(crate) fn bump(c: &dyn Tx, showtime: ShowtimeId, seats: &[SeatId]) -> Result<()> {
+/// counters and gives them, to stamp the seats with ([`Stamps::of`], or `stamp!()` in SQL). The
+/// slots are locked in ascending order, the one order every writer takes them in.
+pub(crate) fn bump(c: &dyn Tx, showtime: ShowtimeId, seats: &[SeatId]) -> Result<Stamps> {
     let mut slots: Vec<i64> = seats.iter().map(|s| slot(*s)).collect();
     slots.sort_unstable();
     slots.dedup();
     let list = sql::list(2, slots.len());
     let args = [params![showtime], sql::to_params(&slots).as_slice()].concat();
-    if slots.len() > 1 {
+    if slots.len() > 1 && c.takes_row_locks() {
         c.query_locked(
             &format!(
                 "SELECT slot FROM seat_versions WHERE showtime_id = ?1 AND slot IN ({list})
@@ -164,24 +179,28 @@ pub(crate) fn bump(c: &dyn Tx, showtime: ShowtimeId, seats: &[SeatId]) -> Result
             &mut |_| Ok(()),
         )?;
     }
-    let n = c.execute(
+    let stamps = c.rows(
         &format!(
             "UPDATE seat_versions SET counter = counter + 1
-             WHERE showtime_id = ?1 AND slot IN ({list})"
+             WHERE showtime_id = ?1 AND slot IN ({list}) RETURNING slot, counter"
         ),
         &args,
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    counted(n, slots.len(), showtime)
+    counted(stamps.len(), slots.len(), showtime)?;
+    Ok(Stamps(stamps))
 }
 
 /// [`bump`] for a write that may change any seat of `showtime` (a sweep, a showtime called
 /// off): every slot, in ascending order.
 pub(crate) fn bump_all(c: &dyn Tx, showtime: ShowtimeId) -> Result<()> {
-    c.query_locked(
-        "SELECT slot FROM seat_versions WHERE showtime_id = ?1 ORDER BY slot",
-        params![showtime],
-        &mut |_| Ok(()),
-    )?;
+    if c.takes_row_locks() {
+        c.query_locked(
+            "SELECT slot FROM seat_versions WHERE showtime_id = ?1 ORDER BY slot",
+            params![showtime],
+            &mut |_| Ok(()),
+        )?;
+    }
     let n = c.execute(
         "UPDATE seat_versions SET counter = counter + 1 WHERE showtime_id = ?1",
         params![showtime],

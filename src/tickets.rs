@@ -363,7 +363,7 @@ pub(crate) fn hold(
         return Err(Error::HoldLimitReached(limit));
     }
     let until = now.plus(cfg.hold_ttl);
-    seatmap::bump(c, showtime, seats)?;
+    let stamps = seatmap::bump(c, showtime, seats)?;
     let mut out = Vec::with_capacity(claims.len());
     for s in &claims {
         if let Some(lapsed) = s.ticket {
@@ -379,12 +379,8 @@ pub(crate) fn hold(
             params![user, showtime, s.id, s.price, now.ms, until],
         )?)?;
         c.execute(
-            concat!(
-                "UPDATE seats SET ticket_id = ?2, held_until = ?3, version = ",
-                seatmap::stamp!(),
-                " WHERE id = ?1"
-            ),
-            params![s.id, id, until],
+            "UPDATE seats SET ticket_id = ?2, held_until = ?3, version = ?4 WHERE id = ?1",
+            params![s.id, id, until, stamps.of(s.id)?],
         )?;
         out.push(Ticket {
             id,
@@ -474,14 +470,11 @@ pub(crate) fn free_seat(
     seat: SeatId,
     ticket: TicketId,
 ) -> Result<()> {
-    seatmap::bump(c, showtime, &[seat])?;
+    let stamps = seatmap::bump(c, showtime, &[seat])?;
     c.execute(
-        concat!(
-            "UPDATE seats SET sold = 0, ticket_id = NULL, held_until = NULL, version = ",
-            seatmap::stamp!(),
-            " WHERE id = ?1 AND ticket_id = ?2"
-        ),
-        params![seat, ticket],
+        "UPDATE seats SET sold = 0, ticket_id = NULL, held_until = NULL, version = ?3
+         WHERE id = ?1 AND ticket_id = ?2",
+        params![seat, ticket, stamps.of(seat)?],
     )?;
     Ok(())
 }

@@ -9,9 +9,9 @@
 --
 -- -D version=V chooses the seat-map version bump (scripts/bench-pg-versions.sh compares them):
 --   0 none (the raw limit; scripts/bench-pg.sh);
---   1 the showtime row's counter, bumped before the insert (seatmap::bump today);
---   2 one of K counter rows of the showtime (table version_slots, made by bench-pg-versions.sh;
---     the seat's slot is its id mod K, -D slots=K), bumped before the insert;
+--   2 one of the first K counter rows of the showtime's (seat_versions; the seat's slot taken
+--     as its id mod K, -D slots=K), bumped before the insert: K = 32 is seatmap::bump today,
+--     K = 1 the one counter per showtime of schema versions 4 and 5;
 --   3 the same, bumped last, after the seat is updated.
 \set n :n + 1
 \set sid :base + :client_id * :per + :n - 1
@@ -20,11 +20,8 @@
 BEGIN;
 SELECT showtime_id, price, (extract(epoch FROM now()) * 1000)::bigint AS now
   FROM seats WHERE id = :sid AND ticket_id IS NULL FOR UPDATE \gset
-\if :version = 1
-UPDATE showtimes SET seat_version = seat_version + 1 WHERE id = :showtime_id
-  RETURNING seat_version AS v \gset
-\elif :version = 2
-UPDATE version_slots SET counter = counter + 1 WHERE showtime_id = :showtime_id AND slot = :slot
+\if :version = 2
+UPDATE seat_versions SET counter = counter + 1 WHERE showtime_id = :showtime_id AND slot = :slot
   RETURNING counter AS v \gset
 \endif
 INSERT INTO tickets (user_id, showtime_id, seat_id, price, status, created_at, held_until)
@@ -32,7 +29,7 @@ INSERT INTO tickets (user_id, showtime_id, seat_id, price, status, created_at, h
   RETURNING id AS ticket \gset
 UPDATE seats SET ticket_id = :ticket, held_until = :now::bigint + 300000, version = :v WHERE id = :sid;
 \if :version = 3
-UPDATE version_slots SET counter = counter + 1 WHERE showtime_id = :showtime_id AND slot = :slot
+UPDATE seat_versions SET counter = counter + 1 WHERE showtime_id = :showtime_id AND slot = :slot
   RETURNING counter AS v \gset
 UPDATE seats SET version = :v WHERE id = :sid;
 \endif

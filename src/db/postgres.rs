@@ -632,6 +632,10 @@ impl Tx for PgTx<'_> {
         }
         Ok(())
     }
+
+    fn takes_row_locks(&self) -> bool {
+        self.lock_rows
+    }
 }
 
 type Bound<'a> = Box<dyn ToSql + Sync + 'a>;

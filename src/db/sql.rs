@@ -68,6 +68,13 @@ pub(crate) trait Tx {
         self.query(sql, params, each)
     }
 
+    /// Whether [`Tx::query_locked`] takes row locks here. Where it does not (SQLite's write
+    /// transaction excludes every other writer, and reads take no locks), a read made only to
+    /// take locks in order can be skipped.
+    fn takes_row_locks(&self) -> bool {
+        false
+    }
+
     /// Runs an `INSERT … RETURNING id` of one row and gives the id. An engine that knows the
     /// new row's id without the `RETURNING` clause may run the statement without it.
     fn insert(&self, sql: &str, params: &[&dyn ToParam]) -> Result<i64> {

@@ -167,6 +167,9 @@ pub(crate) fn bump(c: &dyn Tx, showtime: ShowtimeId, seats: &[SeatId]) -> Result
     let mut slots: Vec<i64> = seats.iter().map(|s| slot(*s)).collect();
     slots.sort_unstable();
     slots.dedup();
+    if slots.is_empty() {
+        return Ok(Stamps(Vec::new()));
+    }
     let list = sql::list(2, slots.len());
     let args = [params![showtime], sql::to_params(&slots).as_slice()].concat();
     if slots.len() > 1 && c.takes_row_locks() {
@@ -340,8 +343,13 @@ mod tests {
         assert!(text.starts_with("42-43-42-"), "{text}");
         assert!(text.ends_with("-7.1767312000000"), "{text}");
         assert_eq!(text.parse::<SeatVersion>().unwrap(), w);
-        assert!(v.not_after(&SeatVersion { lapse: 0, ..w }));
-        assert!(!w.not_after(&v));
+        let mut later = v;
+        later.counters[1] = 43;
+        assert!(v.not_after(&later) && !later.not_after(&v));
+        assert!(
+            !v.not_after(&w) && !w.not_after(&v),
+            "neither is before the other"
+        );
         let short = text.replacen("42-", "", 1);
         for bad in [
             "", "42", "a.b", "-1.0", "1.-1", "1.2.3", "+1.0", "1-2.0", &short,

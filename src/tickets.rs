@@ -510,6 +510,9 @@ pub(crate) fn sweep(c: &dyn Tx, now: Now) -> Result<usize> {
             params![showtime, now.ms],
             |r| r.get(0),
         )?;
+        if lapsed.is_empty() {
+            continue; // swept meanwhile by another process
+        }
         // Every held ticket is its seat's claim, so the lapsed seats name the lapsed holds.
         n += c.execute(
             "UPDATE tickets SET status = 'expired' WHERE status = 'held' AND id IN

@@ -18,7 +18,8 @@
 # holds of step 1 run, samples what the server's backends wait for (pg_stat_activity, every
 # 50 ms); it prints the statements per hold and the waits after step 1.
 # BOOKING_BENCH_SERVER_B=PATH (another build of booking-server, say before a change) adds, to
-# each round of step 1, the same HTTP holds against that binary: a before/after in one run.
+# each round of steps 1 and 2, the same HTTP holds (and in step 2 polls, one process) against
+# that binary: a before/after in one run.
 # The settings of the cluster are PostgreSQL's defaults but for room (max_connections,
 # shared_buffers, max_wal_size): fsync and synchronous_commit on, as the server's default
 # durability (full) asks. Everything after the build runs under `flock` on
@@ -140,7 +141,7 @@ RAW_BASE=$(sql bench_raw -tA -c "SELECT min(id) FROM seats WHERE number >= 2")
 HOLD_RUNS=2 # one showtime, many showtimes; and the same against BOOKING_BENCH_SERVER_B
 [ -z "${BOOKING_BENCH_SERVER_B:-}" ] || HOLD_RUNS=3
 HOLD_SEATS=$(( (HOLD_RATE * SECS + 4) * ROUNDS * HOLD_RUNS ))
-for n in $PROCS; do
+for n in $PROCS ${BOOKING_BENCH_SERVER_B:+1}; do
   [ -z "$PROCESSES" ] || HOLD_SEATS=$((HOLD_SEATS + (HOLD_RATE * PSECS + 4 * n) * ROUNDS))
 done
 HOLD_SEATS=$(( (HOLD_SEATS + 3) / 4 * 4 ))
@@ -296,6 +297,16 @@ if [ -n "$PROCESSES" ]; then
       PHOLDS[$n]="${PHOLDS[$n]:-} $h" PPOLLS[$n]="${PPOLLS[$n]:-} $p"
       echo "  round $r, $n process(es): holds $h/s, polls $p/s"
     done
+    if [ -n "${BOOKING_BENCH_SERVER_B:-}" ]; then # one process of the other build, same round
+      start_servers 1 "$BOOKING_BENCH_SERVER_B"
+      settle
+      each 1 hold "$WORK/proc-b-$r-hold"
+      h=$SUM
+      settle
+      each 1 poll "$WORK/proc-b-$r-poll"
+      stop_servers
+      echo "  round $r, 1 process of BOOKING_BENCH_SERVER_B: holds $h/s, polls $SUM/s"
+    fi
   done
 fi
 

@@ -105,11 +105,8 @@ pub(crate) fn cancel_ticket(
         .checked_sub(fee)
         .ok_or_else(|| Error::internal("refund out of range"))?;
     let balance = refund_one(c, now, cfg, &t, refund, fee)?;
-    c.execute(
-        "UPDATE showtimes SET sold_seats = sold_seats - 1 WHERE id = ?1",
-        params![t.showtime_id],
-    )?;
     tickets::free_seat(c, t.showtime_id, t.seat_id, id)?;
+    crate::seatmap::count_sold(c, t.showtime_id, &[t.seat_id], -1)?;
     let ticket = tickets::own(c, now, t.user_id, id)?;
     Ok(Cancellation {
         ticket,
@@ -225,7 +222,7 @@ pub(crate) fn cancel_showtime(
         params![showtime],
     )?;
     c.execute(
-        "UPDATE showtimes SET sold_seats = 0 WHERE id = ?1",
+        "UPDATE seat_versions SET sold = 0 WHERE showtime_id = ?1",
         params![showtime],
     )?;
     Ok(out)

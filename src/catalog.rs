@@ -447,13 +447,17 @@ pub(crate) fn list_showtimes(
         Which::All => (i64::MIN, 1i64),
     };
     c.rows(
-        "SELECT s.id, s.concert_id, s.starts_at, s.total_seats,
-                s.total_seats - s.sold_seats - (SELECT COUNT(*) FROM seats h
+        concat!(
+            "SELECT s.id, s.concert_id, s.starts_at, s.total_seats,
+                s.total_seats - CAST(",
+            crate::seatmap::sold_of!(),
+            " AS BIGINT) - (SELECT COUNT(*) FROM seats h
                     WHERE h.showtime_id = s.id AND h.held_until > ?2),
                 s.sale_opens_at
          FROM showtimes s
          WHERE s.concert_id = ?1 AND s.starts_at > ?3 AND (s.cancelled_at IS NULL OR ?4 = 1)
-         ORDER BY s.starts_at, s.id",
+         ORDER BY s.starts_at, s.id"
+        ),
         params![concert, now.ms, from, called_off],
         |r| {
             Ok(Showtime {

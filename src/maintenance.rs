@@ -206,9 +206,18 @@ const CHECKS: &[(&str, Binds, &str)] = &[
     (
         "showtime_sold_count",
         Binds::Nothing,
-        "SELECT 'showtime ' || s.id || ' counts ' || s.sold_seats || ' sold seats but has ' || COUNT(seat.id)
-         FROM showtimes s LEFT JOIN seats seat ON seat.showtime_id = s.id AND seat.sold = 1
-         GROUP BY s.id, s.sold_seats HAVING s.sold_seats <> COUNT(seat.id)",
+        // Per slot of the showtime's counts (src/seatmap.rs): its sold seats of that slot.
+        concat!(
+            "SELECT 'showtime ' || v.showtime_id || ' counts ' || v.sold || ' sold seats in slot '
+                    || v.slot || ' but has ' || COALESCE(n.sold, 0)
+             FROM seat_versions v
+             LEFT JOIN (SELECT showtime_id, id % ",
+            crate::seatmap::slots!(),
+            " AS slot, COUNT(*) AS sold FROM seats WHERE sold = 1 GROUP BY showtime_id, id % ",
+            crate::seatmap::slots!(),
+            ") n ON n.showtime_id = v.showtime_id AND n.slot = v.slot
+             WHERE v.sold <> COALESCE(n.sold, 0)"
+        ),
     ),
     (
         "seat_stamped_within_its_showtime_version",

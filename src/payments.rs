@@ -117,10 +117,7 @@ pub(crate) fn pay(
                 "the seats of showtime {showtime} do not carry the tickets paid for"
             )));
         }
-        c.execute(
-            "UPDATE showtimes SET sold_seats = sold_seats + ?2 WHERE id = ?1",
-            params![showtime, n as i64],
-        )?;
+        seatmap::count_sold(c, showtime, &seats, 1)?;
     }
     queue::expire_user(c, user)?;
     Ok(Payment {

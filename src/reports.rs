@@ -47,10 +47,13 @@ pub(crate) fn report(
         None => (1, i64::MAX),
     };
     c.rows(
-        "SELECT s.id, s.concert_id, s.starts_at, s.cancelled_at IS NOT NULL, s.total_seats,
+        concat!(
+            "SELECT s.id, s.concert_id, s.starts_at, s.cancelled_at IS NOT NULL, s.total_seats,
                 (SELECT COUNT(*) FROM seats h
                   WHERE h.showtime_id = s.id AND h.sold = 0 AND h.held_until > ?1),
-                s.sold_seats,
+                CAST(",
+            crate::seatmap::sold_of!(),
+            " AS BIGINT),
                 CAST(COALESCE(m.paid, 0) + COALESCE(m.fees, 0) AS BIGINT),
                 CAST(COALESCE(m.refunded, 0) AS BIGINT),
                 CAST(COALESCE(m.fees, 0) AS BIGINT)
@@ -62,7 +65,8 @@ pub(crate) fn report(
                     FROM tickets WHERE status IN ('paid', 'cancelled') AND showtime_id BETWEEN ?2 AND ?3
                     GROUP BY showtime_id) m ON m.showtime_id = s.id
          WHERE s.id BETWEEN ?2 AND ?3
-         ORDER BY s.id",
+         ORDER BY s.id"
+        ),
         params![now.ms, from, to],
         |r| {
             let (total, held, sold): (i64, i64, i64) = (r.get(4)?, r.get(5)?, r.get(6)?);

@@ -48,7 +48,7 @@ macro_rules! stamp {
 }
 pub(crate) use stamp;
 
-/// The state of one showtime's seat map: its [`SLOTS`] counters and the last lapse, shown as
+/// The state of one showtime's seat map: its 32 slot counters and the last lapse, shown as
 /// `"C0-C1-…-C31.LAPSE"` (or `"C.LAPSE"` when every counter is `C`). Equal versions mean equal
 /// maps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -193,6 +193,63 @@ pub(crate) fn bump(c: &dyn Tx, showtime: ShowtimeId, seats: &[SeatId]) -> Result
     counted(stamps.len(), slots.len(), showtime)?;
     Ok(Stamps(stamps))
 }
+
+/// Counts `seats` of `showtime` (`delta` = 1) as sold, or no longer sold (`delta` = -1), in their
+/// slots: a showtime's sold count is the sum of its slots' (`sold_of`). Call it after [`bump`]
+/// with the same seats, whose slot rows the transaction then already holds: no other row is
+/// locked for it, so payments of one date in different slots do not queue on one count.
+pub(crate) fn count_sold(
+    c: &dyn Tx,
+    showtime: ShowtimeId,
+    seats: &[SeatId],
+    delta: i64,
+) -> Result<()> {
+    let mut per_slot: Vec<(i64, i64)> = Vec::new();
+    for s in seats {
+        let slot = slot(*s);
+        match per_slot.iter_mut().find(|(k, _)| *k == slot) {
+            Some((_, n)) => *n += delta,
+            None => per_slot.push((slot, delta)),
+        }
+    }
+    per_slot.sort_unstable();
+    if per_slot.is_empty() {
+        return Ok(());
+    }
+    // ?2, ?3: the first slot and its change; ?4, ?5 the next; …
+    let mut cases = String::new();
+    let mut args: Vec<&dyn ToParam> = vec![&showtime];
+    for (i, (slot, n)) in per_slot.iter().enumerate() {
+        cases.push_str(&format!(
+            " WHEN ?{} THEN CAST(?{} AS BIGINT)",
+            2 + 2 * i,
+            3 + 2 * i
+        ));
+        args.push(slot);
+        args.push(n);
+    }
+    let slots: Vec<String> = (0..per_slot.len())
+        .map(|i| format!("?{}", 2 + 2 * i))
+        .collect();
+    let n = c.execute(
+        &format!(
+            "UPDATE seat_versions SET sold = sold + CASE slot{cases} END
+             WHERE showtime_id = ?1 AND slot IN ({})",
+            slots.join(", ")
+        ),
+        &args,
+    )?;
+    counted(n, per_slot.len(), showtime)
+}
+
+/// A showtime's sold seats as its slots count them (an SQL expression over a `showtimes` row
+/// named `s`).
+macro_rules! sold_of {
+    () => {
+        "(SELECT COALESCE(SUM(v.sold), 0) FROM seat_versions v WHERE v.showtime_id = s.id)"
+    };
+}
+pub(crate) use sold_of;
 
 /// [`bump`] for a write that may change any seat of `showtime` (a sweep, a showtime called
 /// off): every slot, in ascending order.

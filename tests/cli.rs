@@ -1074,7 +1074,10 @@ fn init_creates_and_migrates_a_postgres_database() {
     let (code, out, _) = run(&["verify"]);
     assert_eq!((code, out.trim()), (0, "ok: every invariant holds"));
     Raw::open(&booking::Location::from(db.url.as_str()))
-        .execute("UPDATE showtimes SET sold_seats = 1 WHERE id = 1", &[])
+        .execute(
+            "UPDATE seat_versions SET sold = 1 WHERE showtime_id = 1 AND slot = 0",
+            &[],
+        )
         .unwrap();
     let (code, out, _) = run(&["--json", "verify"]);
     assert_eq!(code, 1);

@@ -278,7 +278,7 @@ fn a_showtime_whose_sold_count_is_off(#[case] backend: Backend) {
     let (f, _, _, _) = sold(backend);
     f.tamper()
         .execute(
-            "UPDATE showtimes SET sold_seats = 0 WHERE id = ?1",
+            "UPDATE seat_versions SET sold = 0 WHERE showtime_id = ?1",
             &[&f.showtime.get()],
         )
         .unwrap();
@@ -367,8 +367,8 @@ fn a_cancelled_ticket_that_still_claims_its_seat(#[case] backend: Backend) {
     )
     .unwrap();
     raw.execute(
-        "UPDATE showtimes SET sold_seats = sold_seats + 1 WHERE id = ?1",
-        &[&t.showtime_id.get()],
+        "UPDATE seat_versions SET sold = sold + 1 WHERE showtime_id = ?1 AND slot = ?2 % 32",
+        &[&t.showtime_id.get(), &t.seat_id.get()],
     )
     .unwrap();
     let v = broken(&f);

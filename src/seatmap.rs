@@ -13,6 +13,10 @@
 //! among the showtime's held seats, one index seek. Both only grow while nothing is swept, and
 //! a sweep bumps the counters. What changed since a version is two index ranges: seats stamped
 //! after their slot's counter in it, and holds that lapsed after its last lapse.
+//!
+//! The same rows keep the showtime's count of sold seats, per slot ([`count_sold`]): a payment
+//! counts its seats in the slot rows its bump locked, so payments of one date do not queue on
+//! one count either.
 
 use crate::catalog::Seat;
 use crate::db::sql::{self, params, ToParam, Tx};

@@ -105,8 +105,7 @@ pub(crate) fn cancel_ticket(
         .checked_sub(fee)
         .ok_or_else(|| Error::internal("refund out of range"))?;
     let balance = refund_one(c, now, cfg, &t, refund, fee)?;
-    tickets::free_seat(c, t.showtime_id, t.seat_id, id)?;
-    crate::seatmap::count_sold(c, t.showtime_id, &[t.seat_id], -1)?;
+    tickets::free_seat(c, t.showtime_id, t.seat_id, id, true)?;
     let ticket = tickets::own(c, now, t.user_id, id)?;
     Ok(Cancellation {
         ticket,

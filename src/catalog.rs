@@ -449,9 +449,9 @@ pub(crate) fn list_showtimes(
     c.rows(
         concat!(
             "SELECT s.id, s.concert_id, s.starts_at, s.total_seats,
-                s.total_seats - CAST(",
+                s.total_seats - ",
             crate::seatmap::sold_of!(),
-            " AS BIGINT) - (SELECT COUNT(*) FROM seats h
+            " - (SELECT COUNT(*) FROM seats h
                     WHERE h.showtime_id = s.id AND h.held_until > ?2),
                 s.sale_opens_at
          FROM showtimes s

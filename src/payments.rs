@@ -94,7 +94,7 @@ pub(crate) fn pay(
             .filter(|t| t.showtime_id == showtime)
             .map(|t| (t.seat_id, t.id))
             .unzip();
-        seatmap::bump(c, showtime, &seats)?;
+        seatmap::bump_counting_sold(c, showtime, &seats, 1)?;
         let n = seats.len();
         // Each seat carries at most one ticket: n rows changed means every seat carried one of
         // these tickets.
@@ -117,7 +117,6 @@ pub(crate) fn pay(
                 "the seats of showtime {showtime} do not carry the tickets paid for"
             )));
         }
-        seatmap::count_sold(c, showtime, &seats, 1)?;
     }
     queue::expire_user(c, user)?;
     Ok(Payment {

@@ -51,9 +51,9 @@ pub(crate) fn report(
             "SELECT s.id, s.concert_id, s.starts_at, s.cancelled_at IS NOT NULL, s.total_seats,
                 (SELECT COUNT(*) FROM seats h
                   WHERE h.showtime_id = s.id AND h.sold = 0 AND h.held_until > ?1),
-                CAST(",
+                ",
             crate::seatmap::sold_of!(),
-            " AS BIGINT),
+            ",
                 CAST(COALESCE(m.paid, 0) + COALESCE(m.fees, 0) AS BIGINT),
                 CAST(COALESCE(m.refunded, 0) AS BIGINT),
                 CAST(COALESCE(m.fees, 0) AS BIGINT)

@@ -14,8 +14,8 @@
 //! a sweep bumps the counters. What changed since a version is two index ranges: seats stamped
 //! after their slot's counter in it, and holds that lapsed after its last lapse.
 //!
-//! The same rows keep the showtime's count of sold seats, per slot ([`count_sold`]): a payment
-//! counts its seats in the slot rows its bump locked, so payments of one date do not queue on
+//! The same rows keep the showtime's count of sold seats, per slot ([`bump_counting_sold`]): a
+//! payment counts its seats in the slot rows it bumps, so payments of one date do not queue on
 //! one count either.
 
 use crate::catalog::Seat;
@@ -24,6 +24,7 @@ use crate::db::Now;
 use crate::error::{Entity, Error, Result};
 use crate::ids::{ConcertId, SeatId, ShowtimeId};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -164,93 +165,81 @@ impl Stamps {
     }
 }
 
+/// How many of `seats` fall in each slot, by slot (ascending: the lock order).
+fn per_slot(seats: &[SeatId]) -> BTreeMap<i64, i64> {
+    let mut slots = BTreeMap::new();
+    for s in seats {
+        *slots.entry(slot(*s)).or_insert(0) += 1;
+    }
+    slots
+}
+
 /// Records that `seats` of `showtime` change status in this transaction: bumps their slots'
 /// counters and gives them, to stamp the seats with ([`Stamps::of`], or `stamp!()` in SQL). The
 /// slots are locked in ascending order, the one order every writer takes them in.
 pub(crate) fn bump(c: &dyn Tx, showtime: ShowtimeId, seats: &[SeatId]) -> Result<Stamps> {
-    let mut slots: Vec<i64> = seats.iter().map(|s| slot(*s)).collect();
-    slots.sort_unstable();
-    slots.dedup();
+    bump_counting_sold(c, showtime, seats, 0)
+}
+
+/// [`bump`] that also counts `seats` as sold (`sold` = 1: a payment) or no longer sold (-1: a
+/// cancellation) in their slots, in the same statement: a showtime's sold count is the sum of its
+/// slots' (`sold_of!()`), so payments of one date in different slots do not queue on one count.
+pub(crate) fn bump_counting_sold(
+    c: &dyn Tx,
+    showtime: ShowtimeId,
+    seats: &[SeatId],
+    sold: i64,
+) -> Result<Stamps> {
+    let slots = per_slot(seats);
     if slots.is_empty() {
         return Ok(Stamps(Vec::new()));
     }
-    let list = sql::list(2, slots.len());
-    let args = [params![showtime], sql::to_params(&slots).as_slice()].concat();
-    if slots.len() > 1 && c.takes_row_locks() {
+    let keys: Vec<i64> = slots.keys().copied().collect();
+    let list = sql::list(2, keys.len());
+    let by_slot = [params![showtime], sql::to_params(&keys).as_slice()].concat();
+    if keys.len() > 1 && c.takes_row_locks() {
         c.query_locked(
             &format!(
                 "SELECT slot FROM seat_versions WHERE showtime_id = ?1 AND slot IN ({list})
                  ORDER BY slot"
             ),
-            &args,
+            &by_slot,
             &mut |_| Ok(()),
         )?;
     }
+    // Each slot's change of its sold count follows the slots: ?2 is changed by ?(2 + slots).
+    let (counting, changes) = if sold == 0 {
+        (String::new(), Vec::new())
+    } else {
+        let whens: String = (0..keys.len())
+            .map(|i| {
+                format!(
+                    " WHEN ?{} THEN CAST(?{} AS BIGINT)",
+                    2 + i,
+                    2 + keys.len() + i
+                )
+            })
+            .collect();
+        let changes: Vec<i64> = slots.values().map(|n| n * sold).collect();
+        (format!(", sold = sold + CASE slot{whens} END"), changes)
+    };
     let stamps = c.rows(
         &format!(
-            "UPDATE seat_versions SET counter = counter + 1
+            "UPDATE seat_versions SET counter = counter + 1{counting}
              WHERE showtime_id = ?1 AND slot IN ({list}) RETURNING slot, counter"
         ),
-        &args,
+        &[by_slot.as_slice(), sql::to_params(&changes).as_slice()].concat(),
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    counted(stamps.len(), slots.len(), showtime)?;
+    counted(stamps.len(), keys.len(), showtime)?;
     Ok(Stamps(stamps))
 }
 
-/// Counts `seats` of `showtime` (`delta` = 1) as sold, or no longer sold (`delta` = -1), in their
-/// slots: a showtime's sold count is the sum of its slots' (`sold_of`). Call it after [`bump`]
-/// with the same seats, whose slot rows the transaction then already holds: no other row is
-/// locked for it, so payments of one date in different slots do not queue on one count.
-pub(crate) fn count_sold(
-    c: &dyn Tx,
-    showtime: ShowtimeId,
-    seats: &[SeatId],
-    delta: i64,
-) -> Result<()> {
-    let mut per_slot: Vec<(i64, i64)> = Vec::new();
-    for s in seats {
-        let slot = slot(*s);
-        match per_slot.iter_mut().find(|(k, _)| *k == slot) {
-            Some((_, n)) => *n += delta,
-            None => per_slot.push((slot, delta)),
-        }
-    }
-    per_slot.sort_unstable();
-    if per_slot.is_empty() {
-        return Ok(());
-    }
-    // ?2, ?3: the first slot and its change; ?4, ?5 the next; …
-    let mut cases = String::new();
-    let mut args: Vec<&dyn ToParam> = vec![&showtime];
-    for (i, (slot, n)) in per_slot.iter().enumerate() {
-        cases.push_str(&format!(
-            " WHEN ?{} THEN CAST(?{} AS BIGINT)",
-            2 + 2 * i,
-            3 + 2 * i
-        ));
-        args.push(slot);
-        args.push(n);
-    }
-    let slots: Vec<String> = (0..per_slot.len())
-        .map(|i| format!("?{}", 2 + 2 * i))
-        .collect();
-    let n = c.execute(
-        &format!(
-            "UPDATE seat_versions SET sold = sold + CASE slot{cases} END
-             WHERE showtime_id = ?1 AND slot IN ({})",
-            slots.join(", ")
-        ),
-        &args,
-    )?;
-    counted(n, per_slot.len(), showtime)
-}
-
-/// A showtime's sold seats as its slots count them (an SQL expression over a `showtimes` row
-/// named `s`).
+/// A showtime's sold seats as its slots count them (an SQL integer expression over a `showtimes`
+/// row named `s`).
 macro_rules! sold_of {
     () => {
-        "(SELECT COALESCE(SUM(v.sold), 0) FROM seat_versions v WHERE v.showtime_id = s.id)"
+        "CAST((SELECT COALESCE(SUM(v.sold), 0) FROM seat_versions v WHERE v.showtime_id = s.id) AS BIGINT)"
     };
 }
 pub(crate) use sold_of;

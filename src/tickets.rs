@@ -420,7 +420,7 @@ pub(crate) fn release(c: &dyn Tx, now: Now, user: UserId, id: TicketId) -> Resul
         "UPDATE tickets SET status = 'released', ended_at = ?2 WHERE id = ?1",
         params![id, now.ms],
     )?;
-    free_seat(c, t.showtime_id, t.seat_id, id)?;
+    free_seat(c, t.showtime_id, t.seat_id, id, false)?;
     Ok(Ticket {
         status: TicketStatus::Released,
         ..t
@@ -463,14 +463,16 @@ pub(crate) fn extend(
     })
 }
 
-/// Frees a seat that `ticket` claims (held or sold), so it is for sale again at once.
+/// Frees a seat that `ticket` claims (held, or `sold`: then it leaves its showtime's sold
+/// count), so it is for sale again at once.
 pub(crate) fn free_seat(
     c: &dyn Tx,
     showtime: ShowtimeId,
     seat: SeatId,
     ticket: TicketId,
+    sold: bool,
 ) -> Result<()> {
-    let stamps = seatmap::bump(c, showtime, &[seat])?;
+    let stamps = seatmap::bump_counting_sold(c, showtime, &[seat], if sold { -1 } else { 0 })?;
     c.execute(
         "UPDATE seats SET sold = 0, ticket_id = NULL, held_until = NULL, version = ?3
          WHERE id = ?1 AND ticket_id = ?2",
